@@ -1,0 +1,477 @@
+//! Settings: built-in defaults < TOML file (`--config`) < `SWITCHBOARD_*`
+//! environment variables < command-line flags.
+//!
+//! Clap reads flags and environment variables together and tells us which of
+//! the two a value came from, so every value arrives here as text and is
+//! parsed once, by us, with an error that names the setting and its source.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Digest algorithms a realm can offer (RFC 8760 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DigestAlgorithm {
+    #[serde(rename = "MD5")]
+    Md5,
+    #[serde(rename = "SHA-256")]
+    Sha256,
+}
+
+impl FromStr for DigestAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "MD5" => Ok(Self::Md5),
+            "SHA-256" | "SHA256" => Ok(Self::Sha256),
+            other => Err(format!(
+                "unknown digest algorithm '{other}' (known: MD5, SHA-256)"
+            )),
+        }
+    }
+}
+
+/// The effective configuration of one Switchboard process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settings {
+    pub sip_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub database_url: String,
+    /// SIP domain, also the digest realm.
+    pub domain: String,
+    #[serde(serialize_with = "redact")]
+    pub jwt_secret: Option<String>,
+    pub admin_user: Option<String>,
+    #[serde(serialize_with = "redact")]
+    pub admin_password: Option<String>,
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// Lifetime of the tokens handed out by `POST /v1/auth/token`.
+    pub token_ttl_seconds: u64,
+    /// This node's name in sessions and CDRs (several nodes share one database).
+    pub node_name: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("'{other}' is not a log format (text or json)")),
+        }
+    }
+}
+
+fn redact<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            sip_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://switchboard.db".into(),
+            domain: "localhost".into(),
+            jwt_secret: None,
+            admin_user: None,
+            admin_password: None,
+            digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            token_ttl_seconds: 3600,
+            node_name: default_node_name(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+fn default_node_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "switchboard".into())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting `{setting}` (from {source_name}): {problem}")]
+    Invalid {
+        setting: &'static str,
+        source_name: String,
+        problem: String,
+    },
+    #[error("config file {path}: {problem}")]
+    File { path: PathBuf, problem: String },
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "SIP relay server with a REST control plane"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Run the SIP relay and the HTTP API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document and exit.
+    Openapi,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+}
+
+/// Every setting as a flag and an environment variable. Kept as text so that
+/// parsing errors can name where the value came from.
+#[derive(Debug, Args)]
+pub struct Overrides {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// SIP listen address (UDP and TCP).
+    #[arg(long, global = true, env = "SWITCHBOARD_SIP_LISTEN")]
+    pub sip_listen: Option<String>,
+    /// HTTP listen address of the REST API.
+    #[arg(long, global = true, env = "SWITCHBOARD_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// sqlite://path or postgres://… URL.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// SIP domain and digest realm.
+    #[arg(long, global = true, env = "SWITCHBOARD_DOMAIN")]
+    pub domain: Option<String>,
+    /// Secret that signs API tokens (generated and stored in the database when unset).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// First admin's username, used when no admin exists yet.
+    #[arg(long, global = true, env = "SWITCHBOARD_ADMIN_USER")]
+    pub admin_user: Option<String>,
+    /// First admin's password, used when no admin exists yet.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_ADMIN_PASSWORD",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// Digest algorithms offered, in order (comma separated).
+    #[arg(long, global = true, env = "SWITCHBOARD_DIGEST_ALGORITHMS")]
+    pub digest_algorithms: Option<String>,
+    /// Lifetime in seconds of tokens from POST /v1/auth/token.
+    #[arg(long, global = true, env = "SWITCHBOARD_TOKEN_TTL_SECONDS")]
+    pub token_ttl_seconds: Option<String>,
+    /// Node name recorded in sessions and CDRs.
+    #[arg(long, global = true, env = "SWITCHBOARD_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file: same names as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    sip_listen: Option<String>,
+    http_listen: Option<String>,
+    database_url: Option<String>,
+    domain: Option<String>,
+    jwt_secret: Option<String>,
+    admin_user: Option<String>,
+    admin_password: Option<String>,
+    digest_algorithms: Option<DigestList>,
+    token_ttl_seconds: Option<u64>,
+    node_name: Option<String>,
+    log_format: Option<String>,
+}
+
+/// In TOML the algorithm list may be an array or a comma separated string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DigestList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl DigestList {
+    fn joined(self) -> String {
+        match self {
+            Self::List(v) => v.join(","),
+            Self::Text(s) => s,
+        }
+    }
+}
+
+/// One raw value and where it came from.
+struct Raw {
+    value: String,
+    source_name: String,
+}
+
+impl Settings {
+    /// Resolves the settings from parsed command-line matches, the process
+    /// environment (through clap) and the optional TOML file.
+    pub fn resolve(cli: &Cli, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let file = match &cli.overrides.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let file_label = cli
+            .overrides
+            .config
+            .as_ref()
+            .map(|p| format!("config file {}", p.display()))
+            .unwrap_or_default();
+        let o = &cli.overrides;
+        let pick = |id: &str, env: &str, cli_value: &Option<String>, file_value: Option<String>| {
+            pick(matches, id, env, cli_value, file_value, &file_label)
+        };
+        let mut s = Settings::default();
+        if let Some(raw) = pick(
+            "sip_listen",
+            "SWITCHBOARD_SIP_LISTEN",
+            &o.sip_listen,
+            file.sip_listen,
+        ) {
+            s.sip_listen = parse_addr("sip_listen", raw)?;
+        }
+        if let Some(raw) = pick(
+            "http_listen",
+            "SWITCHBOARD_HTTP_LISTEN",
+            &o.http_listen,
+            file.http_listen,
+        ) {
+            s.http_listen = parse_addr("http_listen", raw)?;
+        }
+        if let Some(raw) = pick(
+            "database_url",
+            "DATABASE_URL",
+            &o.database_url,
+            file.database_url,
+        ) {
+            if !(raw.value.starts_with("sqlite:")
+                || raw.value.starts_with("postgres://")
+                || raw.value.starts_with("postgresql://"))
+            {
+                return Err(invalid(
+                    "database_url",
+                    raw.source_name,
+                    "expected sqlite://PATH or postgres://… URL",
+                ));
+            }
+            s.database_url = raw.value;
+        }
+        if let Some(raw) = pick("domain", "SWITCHBOARD_DOMAIN", &o.domain, file.domain) {
+            if raw.value.is_empty() || raw.value.contains(|c: char| c.is_whitespace() || c == '"') {
+                return Err(invalid(
+                    "domain",
+                    raw.source_name,
+                    "must be a host name without spaces or quotes",
+                ));
+            }
+            s.domain = raw.value;
+        }
+        if let Some(raw) = pick(
+            "jwt_secret",
+            "SWITCHBOARD_JWT_SECRET",
+            &o.jwt_secret,
+            file.jwt_secret,
+        ) {
+            if raw.value.len() < 32 {
+                return Err(invalid(
+                    "jwt_secret",
+                    raw.source_name,
+                    "must be at least 32 characters",
+                ));
+            }
+            s.jwt_secret = Some(raw.value);
+        }
+        s.admin_user = pick(
+            "admin_user",
+            "SWITCHBOARD_ADMIN_USER",
+            &o.admin_user,
+            file.admin_user,
+        )
+        .map(|r| r.value);
+        s.admin_password = pick(
+            "admin_password",
+            "SWITCHBOARD_ADMIN_PASSWORD",
+            &o.admin_password,
+            file.admin_password,
+        )
+        .map(|r| r.value);
+        if let Some(raw) = pick(
+            "digest_algorithms",
+            "SWITCHBOARD_DIGEST_ALGORITHMS",
+            &o.digest_algorithms,
+            file.digest_algorithms.map(DigestList::joined),
+        ) {
+            s.digest_algorithms = parse_algorithms(raw)?;
+        }
+        if let Some(raw) = pick(
+            "token_ttl_seconds",
+            "SWITCHBOARD_TOKEN_TTL_SECONDS",
+            &o.token_ttl_seconds,
+            file.token_ttl_seconds.map(|v| v.to_string()),
+        ) {
+            s.token_ttl_seconds = match raw.value.parse::<u64>() {
+                Ok(v) if (60..=31_536_000).contains(&v) => v,
+                _ => {
+                    return Err(invalid(
+                        "token_ttl_seconds",
+                        raw.source_name,
+                        "must be a whole number of seconds from 60 to 31536000",
+                    ))
+                }
+            };
+        }
+        if let Some(raw) = pick(
+            "node_name",
+            "SWITCHBOARD_NODE_NAME",
+            &o.node_name,
+            file.node_name,
+        ) {
+            if raw.value.is_empty() {
+                return Err(invalid("node_name", raw.source_name, "must not be empty"));
+            }
+            s.node_name = raw.value;
+        }
+        if let Some(raw) = pick(
+            "log_format",
+            "SWITCHBOARD_LOG_FORMAT",
+            &o.log_format,
+            file.log_format,
+        ) {
+            s.log_format = raw
+                .value
+                .parse()
+                .map_err(|e| invalid("log_format", raw.source_name, e))?;
+        }
+        Ok(s)
+    }
+
+    /// The settings as TOML, secrets redacted (`switchboard config`).
+    pub fn to_toml(&self) -> String {
+        let mut map = BTreeMap::new();
+        if let Ok(serde_json::Value::Object(obj)) = serde_json::to_value(self) {
+            for (k, v) in obj {
+                map.insert(k, v);
+            }
+        }
+        let mut out = String::new();
+        for (k, v) in map {
+            match v {
+                serde_json::Value::Null => out.push_str(&format!("# {k} is not set\n")),
+                other => out.push_str(&format!("{k} = {other}\n")),
+            }
+        }
+        out
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        problem: e.message().to_string(),
+    })
+}
+
+fn pick(
+    matches: &ArgMatches,
+    id: &str,
+    env: &str,
+    cli_value: &Option<String>,
+    file_value: Option<String>,
+    file_label: &str,
+) -> Option<Raw> {
+    if let Some(value) = cli_value.clone() {
+        let source_name = match matches.value_source(id) {
+            Some(ValueSource::EnvVariable) => format!("environment variable {env}"),
+            _ => format!("flag --{}", id.replace('_', "-")),
+        };
+        return Some(Raw { value, source_name });
+    }
+    file_value.map(|value| Raw {
+        value,
+        source_name: file_label.to_string(),
+    })
+}
+
+fn invalid(setting: &'static str, source_name: String, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        source_name,
+        problem: problem.into(),
+    }
+}
+
+fn parse_addr(setting: &'static str, raw: Raw) -> Result<SocketAddr, ConfigError> {
+    raw.value.parse().map_err(|_| {
+        invalid(
+            setting,
+            raw.source_name,
+            format!(
+                "'{}' is not a socket address (expected e.g. 127.0.0.1:8080 or [::1]:5060)",
+                raw.value
+            ),
+        )
+    })
+}
+
+fn parse_algorithms(raw: Raw) -> Result<Vec<DigestAlgorithm>, ConfigError> {
+    let mut out = Vec::new();
+    for part in raw.value.split(',').filter(|p| !p.trim().is_empty()) {
+        let alg: DigestAlgorithm = part
+            .parse()
+            .map_err(|e: String| invalid("digest_algorithms", raw.source_name.clone(), e))?;
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(
+            "digest_algorithms",
+            raw.source_name,
+            "must name at least one algorithm",
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,11 @@
+//! Switchboard: a SIP relay (B2BUA) with a REST control plane.
+//!
+//! Layers, dependencies pointing one way: `sip` (message, transport,
+//! transaction) knows nothing of sessions or storage; `relay` (the B2BUA)
+//! and `api` (REST) use `store`; `app` wires them together.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod relay;
+pub mod store;

@@ -1,0 +1,100 @@
+//! The `switchboard` binary: configuration and logging, then the servers.
+
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use switchboard::app;
+use switchboard::config::{Cli, Command, LogFormat, Settings};
+
+fn main() -> std::process::ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let settings = match Settings::resolve(&cli, &matches) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchboard: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    match command {
+        Command::Openapi => {
+            println!("{}", switchboard::api::openapi_json());
+            return std::process::ExitCode::SUCCESS;
+        }
+        Command::Config => {
+            print!("{}", settings.to_toml());
+            return std::process::ExitCode::SUCCESS;
+        }
+        Command::Serve | Command::Migrate => {}
+    }
+    init_logging(settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command, settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("switchboard: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let store = app::open_store(&settings).await?;
+    if command == Command::Migrate {
+        tracing::info!(database = %app::redact_url(&settings.database_url), "migrations applied");
+        return Ok(());
+    }
+    let http = TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", settings.http_listen))?;
+    tracing::info!(http = %settings.http_listen, node = %settings.node_name, "switchboard started");
+    let state = app::prepare(settings, store.clone()).await?;
+    app::serve_http(http, state, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("switchboard stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

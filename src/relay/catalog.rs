@@ -1,0 +1,184 @@
+//! The routing configuration held in memory: compiled rules, services,
+//! app servers and client credentials. Rebuilt from the store whenever the
+//! configuration changes and swapped in whole, so the SIP path reads a
+//! consistent snapshot and never waits on the database.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use rand::Rng;
+
+use super::rules::RuleSet;
+use crate::store::app_servers::AppServer;
+use crate::store::clients::Client;
+use crate::store::services::{Service, Strategy};
+use crate::store::{Store, StoreResult};
+
+/// A service and its round-robin position.
+#[derive(Debug)]
+pub struct ServiceEntry {
+    pub service: Service,
+    next: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub rules: RuleSet,
+    pub services: HashMap<String, ServiceEntry>,
+    pub app_servers: HashMap<String, AppServer>,
+    pub clients_by_username: HashMap<String, Client>,
+}
+
+/// Why an app server of a pool is not a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Disabled,
+    Down,
+    Missing,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Down => "down (failed health probes)",
+            Self::Missing => "no longer exists",
+        }
+    }
+}
+
+/// The app servers to try for one request, in order; for `parallel` all at
+/// once.
+#[derive(Debug, Default)]
+pub struct Selection<'a> {
+    pub candidates: Vec<&'a AppServer>,
+    pub skipped: Vec<(&'a str, Skip)>,
+}
+
+impl Catalog {
+    pub async fn load(store: &Store) -> StoreResult<Self> {
+        let rules = RuleSet::new(store.all_rules().await?);
+        let services = store
+            .all_services()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let entry = ServiceEntry {
+                    service: s,
+                    next: AtomicUsize::new(0),
+                };
+                (entry.service.id.clone(), entry)
+            })
+            .collect();
+        let app_servers = store
+            .all_app_servers()
+            .await?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let clients_by_username = store
+            .all_clients()
+            .await?
+            .into_iter()
+            .map(|c| (c.username.clone(), c))
+            .collect();
+        Ok(Self {
+            rules,
+            services,
+            app_servers,
+            clients_by_username,
+        })
+    }
+
+    /// Orders the usable app servers of `service` by its strategy. With
+    /// `advance` false a round-robin position is only looked at (dry runs).
+    pub fn select<'a>(&'a self, entry: &'a ServiceEntry, advance: bool) -> Selection<'a> {
+        let mut sel = Selection::default();
+        let mut usable: Vec<(usize, &AppServer)> =
+            Vec::with_capacity(entry.service.app_server_ids.len());
+        for (position, id) in entry.service.app_server_ids.iter().enumerate() {
+            match self.app_servers.get(id) {
+                None => sel.skipped.push((id, Skip::Missing)),
+                Some(a) if !a.enabled => sel.skipped.push((id, Skip::Disabled)),
+                Some(a) if a.health == "down" => sel.skipped.push((id, Skip::Down)),
+                Some(a) => usable.push((position, a)),
+            }
+        }
+        // Priority order (lower first), the operator's pool order breaking ties.
+        usable.sort_by_key(|(position, a)| (a.priority, *position));
+        let mut ordered: Vec<&AppServer> = usable.into_iter().map(|(_, a)| a).collect();
+        match entry.service.strategy {
+            Strategy::RoundRobin if !ordered.is_empty() => {
+                let n = if advance {
+                    entry.next.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    entry.next.load(Ordering::Relaxed)
+                };
+                let len = ordered.len();
+                ordered.rotate_left(n % len);
+            }
+            Strategy::Weighted => weighted_order(&mut ordered, &mut rand::thread_rng()),
+            _ => {}
+        }
+        sel.candidates = ordered;
+        sel
+    }
+}
+
+/// Weighted random order without replacement: each next app server is drawn
+/// with probability proportional to its weight; weight 0 goes last.
+fn weighted_order(list: &mut [&AppServer], rng: &mut impl Rng) {
+    for i in 0..list.len() {
+        let total: u64 = list[i..].iter().map(|a| a.weight.max(0) as u64).sum();
+        if total == 0 {
+            break;
+        }
+        let mut pick = rng.gen_range(0..total);
+        for j in i..list.len() {
+            let w = list[j].weight.max(0) as u64;
+            if pick < w {
+                list.swap(i, j);
+                break;
+            }
+            pick -= w;
+        }
+    }
+}
+
+/// The live catalog, shared by the relay and the API.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogHandle(Arc<CatalogCell>);
+
+#[derive(Debug, Default)]
+struct CatalogCell {
+    /// Numbers reloads in the order they started.
+    started: AtomicU64,
+    /// The snapshot and the number of the reload that built it.
+    current: RwLock<(u64, Arc<Catalog>)>,
+}
+
+impl CatalogHandle {
+    /// The current snapshot; the lock is held only to clone an `Arc`.
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        match self.0.current.read() {
+            Ok(guard) => guard.1.clone(),
+            Err(poisoned) => poisoned.into_inner().1.clone(),
+        }
+    }
+
+    /// Rebuilds the snapshot from the store and swaps it in, unless a reload
+    /// that started later (and so read newer data) has already finished.
+    pub async fn reload(&self, store: &Store) -> StoreResult<()> {
+        let number = self.0.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let fresh = Arc::new(Catalog::load(store).await?);
+        let mut guard = match self.0.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if number > guard.0 {
+            *guard = (number, fresh);
+        }
+        Ok(())
+    }
+}
