@@ -8,4 +8,5 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod relay;
+pub mod sip;
 pub mod store;

@@ -234,6 +234,7 @@ pub struct TokenResponse {
     post,
     path = "/v1/auth/token",
     tag = "auth",
+    security(()),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A bearer token", body = TokenResponse),

@@ -100,6 +100,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(app_servers::router())
         .merge(services::router())
         .merge(rules::router())
+        .merge(rules_evaluate::router())
         .merge(tariffs::router())
         .merge(health::router())
 }

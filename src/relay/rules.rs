@@ -172,7 +172,7 @@ impl CompiledRule {
             return Err(Condition::Disabled);
         }
         if let Some(method) = &m.method {
-            if req.method() != method {
+            if req.method() != method.as_str() {
                 return Err(Condition::Method);
             }
         }

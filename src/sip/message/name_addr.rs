@@ -1,0 +1,279 @@
+//! name-addr / addr-spec values: From, To, Contact, Route, Record-Route,
+//! Reply-To, Refer-To ... (RFC 3261 §20.10, §25.1).
+//!
+//! `(name-addr / addr-spec) *(SEMI param)`, `name-addr = [display-name]
+//! LAQUOT addr-spec RAQUOT`. Without `<>` the URI ends at the first `;` and
+//! every parameter belongs to the *header* (RFC 4475 cparam01); with `<>` the
+//! URI keeps its own parameters (cparam02). A URI containing `,` `?` or `;`
+//! must be bracketed, so an unbracketed one with `?` is rejected (regbadct).
+
+use super::header::HeaderName;
+use super::msg::Message;
+use super::params::{Mode, Params};
+use super::scan::{self, is_ws, quoted_end, skip_ws, trim_ws, unquote};
+use super::uri::Uri;
+use super::ParseError;
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    raw: &'a [u8],
+    display: Option<&'a [u8]>,
+    uri: Uri<'a>,
+    bracketed: bool,
+    params: Params<'a>,
+}
+
+/// Unquoted display names are `*(token LWS)`. Non-ASCII bytes are tolerated
+/// (UAs send unquoted UTF-8 names); separators such as `,` are not
+/// (RFC 4475 baddn).
+fn is_display_char(b: u8) -> bool {
+    scan::is_token(b) || is_ws(b) || b >= 0x80
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses one value (`BadHeader("name-addr")` on error; the message
+    /// accessors report the header's own name instead).
+    pub fn parse(s: &'a [u8]) -> Result<NameAddr<'a>, ParseError> {
+        NameAddr::parse_raw(s).map_err(|_| ParseError::BadHeader("name-addr"))
+    }
+
+    pub(crate) fn parse_raw(s: &'a [u8]) -> Result<NameAddr<'a>, ()> {
+        let s = trim_ws(s);
+        if s.is_empty() {
+            return Err(());
+        }
+        let (display, lt) = if s[0] == b'"' {
+            let e = quoted_end(s, 0).ok_or(())?; // RFC 4475 quotbal
+            let lt = skip_ws(s, e);
+            if s.get(lt) != Some(&b'<') {
+                return Err(());
+            }
+            (Some(&s[..e]), Some(lt))
+        } else {
+            let j = scan::take_while(s, 0, is_display_char);
+            if s.get(j) == Some(&b'<') {
+                let d = trim_ws(&s[..j]);
+                ((!d.is_empty()).then_some(d), Some(j))
+            } else {
+                (None, None)
+            }
+        };
+        if let Some(lt) = lt {
+            let gt = lt + 1 + memchr::memchr(b'>', &s[lt + 1..]).ok_or(())?;
+            // No trimming inside <>: `< sip:x >` is invalid (RFC 4475 badaspec).
+            let uri = Uri::parse_raw(&s[lt + 1..gt])?;
+            let params = Params::parse(&s[gt + 1..], Mode::Header)?;
+            return Ok(NameAddr {
+                raw: s,
+                display,
+                uri,
+                bracketed: true,
+                params,
+            });
+        }
+        let end = scan::take_while(s, 0, |b| b != b';' && !is_ws(b));
+        let uri_raw = &s[..end];
+        if memchr::memchr2(b'?', b',', uri_raw).is_some() {
+            return Err(());
+        }
+        let uri = Uri::parse_raw(uri_raw)?;
+        let params = Params::parse(&s[end..], Mode::Header)?;
+        Ok(NameAddr {
+            raw: s,
+            display: None,
+            uri,
+            bracketed: false,
+            params,
+        })
+    }
+
+    /// The whole value as received (trimmed).
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+    /// Display name as received (with quotes if it was quoted).
+    pub fn display_name(&self) -> Option<&'a [u8]> {
+        self.display
+    }
+    /// Display name without quotes and quoted-pair escapes (may contain any
+    /// byte, even NUL: RFC 4475 intmeth).
+    pub fn display_name_unquoted(&self) -> Option<Cow<'a, [u8]>> {
+        self.display.map(unquote)
+    }
+    pub fn uri(&self) -> &Uri<'a> {
+        &self.uri
+    }
+    /// Whether the URI was enclosed in `<>`.
+    pub fn is_bracketed(&self) -> bool {
+        self.bracketed
+    }
+    /// Header parameters (tag, expires, q, lr is a *URI* param ...).
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+    pub fn tag(&self) -> Option<&'a [u8]> {
+        self.params.get("tag").flatten()
+    }
+    /// Contact `expires` parameter; `Some(Err)` if present but not a
+    /// 32-bit delta-seconds (RFC 4475 scalar02).
+    pub fn expires(&self) -> Option<Result<u32, ParseError>> {
+        let v = self.params.get("expires")?;
+        Some(
+            v.and_then(scan::parse_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(ParseError::ExpiresOutOfRange),
+        )
+    }
+    /// Contact `q` in thousandths (`q=0.33` -> 330), `Some(Err)` if malformed.
+    pub fn q(&self) -> Option<Result<u16, ParseError>> {
+        let v = self.params.get("q")?;
+        Some(
+            v.and_then(parse_qvalue)
+                .ok_or(ParseError::BadHeader("Contact")),
+        )
+    }
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`
+fn parse_qvalue(v: &[u8]) -> Option<u16> {
+    let (int, frac) = match memchr::memchr(b'.', v) {
+        Some(d) => (&v[..d], &v[d + 1..]),
+        None => (v, &b""[..]),
+    };
+    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut f = 0u16;
+    for i in 0..3 {
+        f = f * 10 + frac.get(i).map_or(0, |d| u16::from(d - b'0'));
+    }
+    match int {
+        b"0" => Some(f),
+        b"1" if f == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// One Contact value: `*` (REGISTER "remove all", §10.2.2) or an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a short-lived borrowed view, Copy
+pub enum Contact<'a> {
+    Star,
+    Addr(NameAddr<'a>),
+}
+
+impl Message {
+    fn single_name_addr(&self, name: HeaderName) -> Result<NameAddr<'_>, ParseError> {
+        let h = self
+            .get(name)
+            .ok_or(ParseError::MissingHeader(name.as_str()))?;
+        NameAddr::parse(h.value).map_err(|_| ParseError::BadHeader(name.as_str()))
+    }
+
+    /// The From header (first line; duplicates are reported by `validate`).
+    pub fn from_header(&self) -> Result<NameAddr<'_>, ParseError> {
+        self.single_name_addr(HeaderName::From)
+    }
+
+    /// The To header.
+    pub fn to_header(&self) -> Result<NameAddr<'_>, ParseError> {
+        self.single_name_addr(HeaderName::To)
+    }
+
+    /// Every Contact value across all Contact lines.
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'_>, ParseError>> + '_ {
+        self.values(HeaderName::Contact).map(|v| {
+            if v == b"*" {
+                Ok(Contact::Star)
+            } else {
+                NameAddr::parse(v)
+                    .map(Contact::Addr)
+                    .map_err(|_| ParseError::BadHeader("Contact"))
+            }
+        })
+    }
+
+    /// Route values, in order (each must be a bracketed name-addr, §20.34).
+    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
+        self.route_list(HeaderName::Route)
+    }
+
+    /// Record-Route values, in order (§20.30).
+    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
+        self.route_list(HeaderName::RecordRoute)
+    }
+
+    fn route_list(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
+        self.values(name).map(move |v| match NameAddr::parse(v) {
+            Ok(na) if na.is_bracketed() => Ok(na),
+            _ => Err(ParseError::BadHeader(name.as_str())),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let n = NameAddr::parse(
+            b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+        )
+        .unwrap();
+        assert_eq!(&*n.display_name_unquoted().unwrap(), b"J Rosenberg \\\"");
+        assert_eq!(n.tag(), Some(&b"98asjd8"[..]));
+
+        let n = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(n.display_name(), Some(&b"caller"[..]));
+        assert_eq!(n.uri().user(), Some(&b"caller"[..]));
+
+        let n = NameAddr::parse(b"sip:+19725552222@gw1.example.net;unknownparam").unwrap();
+        assert!(n.uri().params().is_empty());
+        assert!(n.params().contains("unknownparam"));
+        let n = NameAddr::parse(b"<sip:+19725552222@gw1.example.net;unknownparam>").unwrap();
+        assert!(n.uri().params().contains("unknownparam"));
+        assert!(n.params().is_empty());
+
+        let n =
+            NameAddr::parse(b"\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:x@example.com>").unwrap();
+        assert_eq!(
+            &*n.display_name_unquoted().unwrap(),
+            b"BEL:\x07 NUL:\x00 DEL:\x7f"
+        );
+
+        let n = NameAddr::parse(b"\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =\r\n      newvalue ;\r\n  secondparam ; q = 0.33").unwrap();
+        assert_eq!(n.q(), Some(Ok(330)));
+        assert!(n.params().contains("secondparam"));
+
+        let n = NameAddr::parse(b"<sip:user@example.com?Route=%3Csip:sip.example.com%3E>").unwrap();
+        assert_eq!(
+            n.uri().headers(),
+            Some(&b"Route=%3Csip:sip.example.com%3E"[..])
+        );
+
+        for bad in [
+            &b"\"Mr. J. User <sip:j.user@example.com>"[..],
+            b"\"Watson, Thomas\" < sip:t.watson@example.org >",
+            b"Watson, Thomas <sip:t.watson@example.org>",
+            b"sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            b"\"Joe\" <sip:joe@example.org>;;;;",
+            b"alan@jasomi.com",
+            b"<sip:x@y",
+            b"",
+        ] {
+            assert!(
+                NameAddr::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(parse_qvalue(b"1.000"), Some(1000));
+        assert_eq!(parse_qvalue(b"1.1"), None);
+        assert_eq!(parse_qvalue(b"0"), Some(0));
+    }
+}

@@ -1,0 +1,92 @@
+//! Second parsing step: typed validation of what every element relies on.
+//!
+//! [`super::parse_datagram`] / [`super::parse_stream_frame`] only split
+//! lines, so a message with e.g. a broken Contact still yields a
+//! [`Message`] from which a 400 can be built (its raw Via/From/To/Call-ID/
+//! CSeq lines are copied, RFC 3261 §8.2.6.2). The engine calls
+//! [`Message::validate`] on every message before acting on it.
+//!
+//! What is checked here (all syntax, RFC 3261 §8.2.2 / §16.3 "reasonable
+//! syntax check"): version (505), exactly one From/To/Call-ID/CSeq
+//! (RFC 4475 multi01, insuf), at most one Max-Forwards/Content-Type, at least
+//! one Via and all Via values, From/To/Contact/Route/Record-Route syntax,
+//! Call-ID syntax, CSeq range and (requests) CSeq method = request method
+//! (mismatch01/02), Max-Forwards range, Request-URI syntax and no URI headers
+//! in it (escruri), Content-Type syntax.
+//!
+//! What is deliberately *not* checked, because it is the engine's decision
+//! or irrelevant to relaying: Date (baddate: ignore), Expires (scalar02:
+//! treat as absent), URI schemes (unkscm/novelsc: 416), unknown methods
+//! (501/forward), Require/Proxy-Require (bext01: 420), Max-Forwards = 0
+//! (zeromf: 483), Authorization schemes (regaut01), To/From schemes
+//! (unksm2: only a registrar cares), branch cookie (badbranch).
+
+use super::header::HeaderName;
+use super::msg::Message;
+use super::name_addr::Contact;
+use super::ParseError;
+
+impl Message {
+    /// Validates the headers the SIP core depends on (see module docs).
+    /// The first problem found is returned; its `status_code()` and
+    /// `Display` make the error response.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        if !self.is_sip2() {
+            return Err(ParseError::VersionNotSupported);
+        }
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            match self.count(name) {
+                0 => return Err(ParseError::MissingHeader(name.as_str())),
+                1 => {}
+                _ => return Err(ParseError::DuplicateHeader(name.as_str())),
+            }
+        }
+        for name in [HeaderName::MaxForwards, HeaderName::ContentType] {
+            if self.count(name) > 1 {
+                return Err(ParseError::DuplicateHeader(name.as_str()));
+            }
+        }
+        if self.count(HeaderName::Via) == 0 {
+            return Err(ParseError::MissingHeader("Via"));
+        }
+        for v in self.vias() {
+            v?;
+        }
+        self.from_header()?;
+        self.to_header()?;
+        self.call_id()?;
+        let cseq = self.cseq()?;
+        if let Some(method) = self.method() {
+            let uri = self.request_uri()?;
+            if uri.headers().is_some() {
+                return Err(ParseError::BadRequestUri);
+            }
+            if cseq.method != method {
+                return Err(ParseError::CSeqMethodMismatch);
+            }
+            self.max_forwards()?;
+        }
+        let mut n = 0;
+        let mut star = false;
+        for c in self.contacts() {
+            star |= matches!(c?, Contact::Star);
+            n += 1;
+        }
+        if star && n > 1 {
+            return Err(ParseError::BadHeader("Contact"));
+        }
+        for r in self.routes() {
+            r?;
+        }
+        for r in self.record_routes() {
+            r?;
+        }
+        self.content_type()?;
+        Ok(())
+    }
+}

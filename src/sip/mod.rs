@@ -1,0 +1,3 @@
+//! SIP protocol support.
+
+pub mod message;
