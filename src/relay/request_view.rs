@@ -70,7 +70,7 @@ impl RequestView for crate::sip::message::Message {
             // A list header also matches on any one of its elements.
             let mut elements = h.values();
             match (elements.next(), elements.next()) {
-                (Some(first), Some(second)) => f(first) || f(second) || elements.any(|v| f(v)),
+                (Some(first), Some(second)) => f(first) || f(second) || elements.any(&mut *f),
                 _ => false,
             }
         })
