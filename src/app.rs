@@ -2,15 +2,155 @@
 //! listeners that the caller has already bound (so tests bind port 0).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, auth::JwtKeys, AppState};
 use crate::config::Settings;
+use crate::relay::auth::DigestAuth;
 use crate::relay::catalog::CatalogHandle;
+use crate::relay::core::Core;
+use crate::relay::registrar::{Registrar, RegistrarConfig};
+use crate::sip::engine::{Engine, EngineConfig};
+use crate::sip::transaction::{LayerConfig, TransactionLayer};
+use crate::sip::transport::{Outbound, TcpConfig, Transports};
 use crate::store::Store;
+
+/// The sockets a node serves on, bound before it starts (tests bind port 0).
+pub struct Listeners {
+    pub http: TcpListener,
+    pub sip_udp: UdpSocket,
+    pub sip_tcp: TcpListener,
+}
+
+impl Listeners {
+    /// Binds HTTP and SIP (UDP and TCP on the same port).
+    pub async fn bind(http: SocketAddr, sip: SocketAddr) -> anyhow::Result<Self> {
+        let http = TcpListener::bind(http)
+            .await
+            .with_context(|| format!("binding HTTP on {http}"))?;
+        // With port 0 the UDP port is chosen first and TCP takes the same;
+        // another process may hold it on TCP, so try a few times.
+        let mut last_error = None;
+        for _ in 0..20 {
+            let udp = UdpSocket::bind(sip)
+                .await
+                .with_context(|| format!("binding SIP UDP on {sip}"))?;
+            let port = udp.local_addr()?.port();
+            match TcpListener::bind(SocketAddr::new(sip.ip(), port)).await {
+                Ok(tcp) => {
+                    return Ok(Self {
+                        http,
+                        sip_udp: udp,
+                        sip_tcp: tcp,
+                    })
+                }
+                Err(e) if sip.port() == 0 => last_error = Some(e),
+                Err(e) => return Err(e).with_context(|| format!("binding SIP TCP on {sip}")),
+            }
+        }
+        Err(anyhow::anyhow!("binding SIP TCP on {sip}: {last_error:?}"))
+    }
+
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+
+    pub fn sip_addr(&self) -> std::io::Result<SocketAddr> {
+        self.sip_udp.local_addr()
+    }
+}
+
+/// Runs a whole node (SIP engine and HTTP API) until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    store: Store,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut state = prepare(settings, store.clone()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = state.settings.clone();
+
+    // SIP: transports → engine → transaction layer → relay core.
+    let transports = Transports::new(
+        listeners.sip_udp,
+        listeners.sip_tcp,
+        TcpConfig::default(),
+        EngineConfig::default().limits,
+        stop_rx.clone(),
+    )
+    .context("SIP transports")?;
+    let outbound: Arc<dyn Outbound> = transports.clone();
+    let (layer, tu_events) = TransactionLayer::start(outbound.clone(), LayerConfig::default());
+    let engine_config = EngineConfig::default();
+    let product = engine_config.product.clone();
+    let engine = Arc::new(Engine::new(engine_config, outbound, layer.clone()));
+    let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+    let registrar = Arc::new(Registrar::new(
+        RegistrarConfig {
+            node: settings.node_name.clone(),
+            ..RegistrarConfig::default()
+        },
+        publish_tx,
+    ));
+    registrar.restore(
+        store
+            .node_registrations(&settings.node_name)
+            .await
+            .context("loading registrations")?,
+        transports.udp_addr(),
+    );
+    let publisher = tokio::spawn(crate::relay::publisher::publish_registrations(
+        store.clone(),
+        publish_rx,
+        stop_rx.clone(),
+    ));
+    let nonce_key: [u8; 32] = Sha256::new()
+        .chain_update(b"switchboard sip nonce key:")
+        .chain_update(state.jwt_secret.as_bytes())
+        .finalize()
+        .into();
+    let core = Core {
+        layer,
+        auth: Arc::new(DigestAuth::new(
+            settings.domain.clone(),
+            settings.digest_algorithms.clone(),
+            nonce_key,
+            std::time::Duration::from_secs(settings.nonce_ttl_seconds),
+        )),
+        registrar: registrar.clone(),
+        catalog: state.catalog.clone(),
+        product,
+    };
+    tokio::spawn(core.run(tu_events, stop_rx.clone()));
+    tokio::spawn(expire_bindings(registrar.clone(), stop_rx.clone()));
+    let receivers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    transports.run(engine, receivers);
+    tracing::info!(sip = %transports.udp_addr(), "SIP listening on UDP and TCP");
+
+    state.registrar = Some(registrar);
+    let result = serve_http(listeners.http, state, shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = publisher.await;
+    result
+}
+
+/// Removes expired bindings once a second.
+async fn expire_bindings(registrar: Arc<Registrar>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { registrar.expire(); }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
 
 /// Opens the database and applies migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -42,6 +182,8 @@ pub async fn prepare(settings: Settings, store: Store) -> anyhow::Result<AppStat
         catalog,
         settings: Arc::new(settings),
         jwt: Arc::new(JwtKeys::new(secret.as_bytes())),
+        jwt_secret: Arc::from(secret.as_str()),
+        registrar: None,
     })
 }
 

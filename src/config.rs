@@ -52,6 +52,8 @@ pub struct Settings {
     pub digest_algorithms: Vec<DigestAlgorithm>,
     /// Lifetime of the tokens handed out by `POST /v1/auth/token`.
     pub token_ttl_seconds: u64,
+    /// Lifetime of digest nonces; an older one gets `stale=true`.
+    pub nonce_ttl_seconds: u64,
     /// This node's name in sessions and CDRs (several nodes share one database).
     pub node_name: String,
     pub log_format: LogFormat,
@@ -94,6 +96,7 @@ impl Default for Settings {
             admin_password: None,
             digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
             token_ttl_seconds: 3600,
+            nonce_ttl_seconds: 300,
             node_name: default_node_name(),
             log_format: LogFormat::Text,
         }
@@ -194,6 +197,9 @@ pub struct Overrides {
     /// Lifetime in seconds of tokens from POST /v1/auth/token.
     #[arg(long, global = true, env = "SWITCHBOARD_TOKEN_TTL_SECONDS")]
     pub token_ttl_seconds: Option<String>,
+    /// Lifetime in seconds of SIP digest nonces.
+    #[arg(long, global = true, env = "SWITCHBOARD_NONCE_TTL_SECONDS")]
+    pub nonce_ttl_seconds: Option<String>,
     /// Node name recorded in sessions and CDRs.
     #[arg(long, global = true, env = "SWITCHBOARD_NODE_NAME")]
     pub node_name: Option<String>,
@@ -215,6 +221,7 @@ struct FileSettings {
     admin_password: Option<String>,
     digest_algorithms: Option<DigestList>,
     token_ttl_seconds: Option<u64>,
+    nonce_ttl_seconds: Option<u64>,
     node_name: Option<String>,
     log_format: Option<String>,
 }
@@ -355,6 +362,23 @@ impl Settings {
                         "token_ttl_seconds",
                         raw.source_name,
                         "must be a whole number of seconds from 60 to 31536000",
+                    ))
+                }
+            };
+        }
+        if let Some(raw) = pick(
+            "nonce_ttl_seconds",
+            "SWITCHBOARD_NONCE_TTL_SECONDS",
+            &o.nonce_ttl_seconds,
+            file.nonce_ttl_seconds.map(|v| v.to_string()),
+        ) {
+            s.nonce_ttl_seconds = match raw.value.parse::<u64>() {
+                Ok(v) if (1..=86_400).contains(&v) => v,
+                _ => {
+                    return Err(invalid(
+                        "nonce_ttl_seconds",
+                        raw.source_name,
+                        "must be a whole number of seconds from 1 to 86400",
                     ))
                 }
             };

@@ -1,8 +1,6 @@
 //! The `switchboard` binary: configuration and logging, then the servers.
 
-use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::app;
@@ -66,12 +64,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         tracing::info!(database = %app::redact_url(&settings.database_url), "migrations applied");
         return Ok(());
     }
-    let http = TcpListener::bind(settings.http_listen)
-        .await
-        .with_context(|| format!("binding HTTP on {}", settings.http_listen))?;
+    let listeners = app::Listeners::bind(settings.http_listen, settings.sip_listen).await?;
     tracing::info!(http = %settings.http_listen, node = %settings.node_name, "switchboard started");
-    let state = app::prepare(settings, store.clone()).await?;
-    app::serve_http(http, state, shutdown_signal()).await?;
+    app::run(settings, store.clone(), listeners, shutdown_signal()).await?;
     store.close().await;
     tracing::info!("switchboard stopped");
     Ok(())

@@ -48,29 +48,24 @@ where
     }
 }
 
-/// Parses JSON with the path of the failing field in the error.
+/// Parses JSON with the path of the failing field in the error. Syntax is
+/// checked first on its own, so that valid JSON of the wrong shape (an enum
+/// field given a number, say) is a 422 that names the field, not a 400.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let message = strip_position(&inner.to_string());
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    Err(ApiError::Unprocessable(with_path(&path, &message)))
-                }
-                serde_json::error::Category::Eof => Err(ApiError::BadRequest(format!(
-                    "the body is not valid JSON: it ends early ({message})"
-                ))),
-                _ => Err(ApiError::BadRequest(format!(
-                    "the body is not valid JSON: {}",
-                    inner
-                ))),
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Eof => {
+                ApiError::BadRequest(format!("the body is not valid JSON: it ends early ({e})"))
             }
-        }
-    }
+            _ => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+        })?;
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::Unprocessable(with_path(
+            &path,
+            &strip_position(&err.into_inner().to_string()),
+        ))
+    })
 }
 
 fn with_path(path: &str, message: &str) -> String {

@@ -14,6 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
 use crate::relay::catalog::CatalogHandle;
+use crate::relay::registrar::Registrar;
 use crate::store::{Page, PageRequest, Store};
 
 pub mod app_servers;
@@ -24,6 +25,7 @@ pub mod health;
 pub mod passwords;
 pub mod patch;
 pub mod problem;
+pub mod registrations;
 pub mod rules;
 pub mod rules_evaluate;
 pub mod services;
@@ -40,6 +42,10 @@ pub struct AppState {
     pub catalog: CatalogHandle,
     pub settings: Arc<Settings>,
     pub jwt: Arc<auth::JwtKeys>,
+    /// The signing secret, from which other node-shared keys are derived.
+    pub jwt_secret: Arc<str>,
+    /// This node's registrar, when the SIP engine runs in this process.
+    pub registrar: Option<Arc<Registrar>>,
 }
 
 impl AppState {
@@ -69,6 +75,7 @@ impl AppState {
         (name = "services", description = "Services and their app server pools"),
         (name = "rules", description = "Routing rules and their dry run"),
         (name = "tariffs", description = "Time tariffs"),
+        (name = "registrations", description = "Live SIP registrations"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -102,6 +109,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(rules::router())
         .merge(rules_evaluate::router())
         .merge(tariffs::router())
+        .merge(registrations::router())
         .merge(health::router())
 }
 

@@ -4,5 +4,8 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod core;
+pub mod publisher;
+pub mod registrar;
 pub mod request_view;
 pub mod rules;

@@ -76,7 +76,12 @@ fn compile_match(m: &RuleMatch) -> Result<Compiled, RuleCompileError> {
     let user_regex = m
         .request_uri_user_regex
         .as_deref()
-        .map(|r| Regex::new(&anchor(r)).map_err(|e| err("request_uri_user_regex", one_line(&e))))
+        .map(|r| {
+            // Checked alone first: "a)|(.*" is invalid, but would compile
+            // once wrapped and then match everything.
+            Regex::new(r).map_err(|e| err("request_uri_user_regex", one_line(&e)))?;
+            Regex::new(&anchor(r)).map_err(|e| err("request_uri_user_regex", one_line(&e)))
+        })
         .transpose()?;
     let header = match &m.header {
         None => None,

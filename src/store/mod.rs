@@ -17,6 +17,7 @@ pub mod admins;
 pub mod app_servers;
 pub mod clients;
 pub mod page;
+pub mod registrations;
 pub mod rules;
 pub mod services;
 pub mod settings;

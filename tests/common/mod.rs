@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod sip_digest;
+pub mod sip_ua;
+pub mod sipp;
+
 use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
@@ -11,7 +15,6 @@ use serde_json::{json, Value};
 use switchboard::app;
 use switchboard::config::Settings;
 use switchboard::store::Store;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -150,6 +153,8 @@ pub fn test_settings(database_url: &str) -> Settings {
 /// A running app and an HTTP client for it.
 pub struct TestApp {
     pub base: String,
+    /// The SIP port (UDP and TCP).
+    pub sip: SocketAddr,
     pub http: reqwest::Client,
     pub admin_token: String,
     pub settings: Settings,
@@ -168,9 +173,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
-        let (base, shutdown, server) = start(settings.clone()).await;
+        let (base, sip, shutdown, server) = start(settings.clone()).await;
         let mut app = TestApp {
             base,
+            sip,
             http: reqwest::Client::new(),
             admin_token: String::new(),
             settings,
@@ -185,8 +191,9 @@ impl TestApp {
     /// Stops the server and starts a new one on the same database.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (base, shutdown, server) = start(self.settings.clone()).await;
+        let (base, sip, shutdown, server) = start(self.settings.clone()).await;
         self.base = base;
+        self.sip = sip;
         self.shutdown = Some(shutdown);
         self.server = Some(server);
     }
@@ -311,20 +318,22 @@ impl Drop for TestApp {
     }
 }
 
-async fn start(settings: Settings) -> (String, oneshot::Sender<()>, JoinHandle<()>) {
+async fn start(settings: Settings) -> (String, SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
     let store = app::open_store(&settings).await.expect("open store");
-    let state = app::prepare(settings, store).await.expect("prepare");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let listeners = app::Listeners::bind(settings.http_listen, settings.sip_listen)
+        .await
+        .expect("bind");
+    let http = listeners.http_addr().expect("http addr");
+    let sip = listeners.sip_addr().expect("sip addr");
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        app::serve_http(listener, state, async {
+        app::run(settings, store, listeners, async {
             let _ = rx.await;
         })
         .await
         .expect("serve");
     });
-    (format!("http://{addr}"), tx, server)
+    (format!("http://{http}"), sip, tx, server)
 }
 
 /// Asserts a problem answer: status, and a detail containing `needle`.

@@ -1,0 +1,162 @@
+//! The handle the engine and the TU hold.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::key::ClientKey;
+use super::messages;
+use super::shard::{Command, Shard, Shared};
+use super::{new_tag, ClientTxId, LayerConfig, ServerTxId, TuEvent};
+use crate::sip::message::{Message, Method};
+use crate::sip::transport::{Flow, Incoming, Outbound, SendError};
+
+/// Why [`TransactionLayer::request`] refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("not a request")]
+    NotARequest,
+    /// ACK is never sent in a transaction of its own (§17.1.1.3, §13.2.2.4):
+    /// use [`TransactionLayer::send_stateless`].
+    #[error("ACK is sent statelessly")]
+    Ack,
+    /// The top Via needs a branch (see [`super::new_branch`]), and Call-ID
+    /// and CSeq must be valid.
+    #[error("request lacks a top Via branch, Call-ID or CSeq")]
+    Unmatchable,
+    #[error("transaction layer stopped")]
+    Stopped,
+}
+
+struct ShardHandle {
+    net: mpsc::Sender<Incoming>,
+    cmd: mpsc::UnboundedSender<Command>,
+}
+
+struct Inner {
+    shards: Box<[ShardHandle]>,
+    shared: Arc<Shared>,
+    hasher: RandomState,
+    next_client: AtomicU64,
+}
+
+/// The transaction layer. Cheap to clone; the shard tasks stop when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct TransactionLayer {
+    inner: Arc<Inner>,
+}
+
+impl TransactionLayer {
+    /// Spawns the shard tasks (on the current tokio runtime) and returns the
+    /// handle and the TU's event stream.
+    pub fn start(
+        outbound: Arc<dyn Outbound>,
+        config: LayerConfig,
+    ) -> (TransactionLayer, mpsc::Receiver<TuEvent>) {
+        let n = config.shards.max(1);
+        let (tu_tx, tu_rx) = mpsc::channel(config.tu_queue.max(1));
+        let queue = config.queue.max(1);
+        let shared = Arc::new(Shared {
+            outbound,
+            config,
+            live_server: AtomicUsize::new(0),
+        });
+        let shards = (0..n)
+            .map(|i| {
+                let (net, net_rx) = mpsc::channel(queue);
+                let (cmd, cmd_rx) = mpsc::unbounded_channel();
+                let shard = Shard::new(i, n, shared.clone(), tu_tx.clone());
+                tokio::spawn(shard.run(net_rx, cmd_rx));
+                ShardHandle { net, cmd }
+            })
+            .collect();
+        let layer = TransactionLayer {
+            inner: Arc::new(Inner {
+                shards,
+                shared,
+                hasher: RandomState::new(),
+                next_client: AtomicU64::new(0),
+            }),
+        };
+        (layer, tu_rx)
+    }
+
+    /// The shard of a Call-ID (keyed hash: a peer cannot aim every call at
+    /// one shard).
+    fn shard_of(&self, call_id: &[u8]) -> usize {
+        (self.inner.hasher.hash_one(call_id) % self.inner.shards.len() as u64) as usize
+    }
+
+    /// Every valid message from the transports (parsed and `validate()`d).
+    /// Never waits: when the shard's queue is full a request is answered
+    /// 503 statelessly (ACKs never are) and a response is dropped (the
+    /// peer retransmits it).
+    pub fn receive(&self, incoming: Incoming) {
+        let Ok(call_id) = incoming.message.call_id() else {
+            return;
+        };
+        let shard = &self.inner.shards[self.shard_of(call_id)];
+        if let Err(mpsc::error::TrySendError::Full(inc)) = shard.net.try_send(incoming) {
+            tracing::debug!(flow = %inc.flow, "transaction queue full: shedding");
+            let m = &inc.message;
+            if m.is_request() && m.method() != Some(Method::Ack) {
+                let cfg = &self.inner.shared.config;
+                if let Some(b) = messages::overloaded(m, cfg.retry_after, &new_tag()) {
+                    let _ = self.inner.shared.outbound.send(&inc.flow, b);
+                }
+            }
+        }
+    }
+
+    /// The TU answers a server transaction with a rendered response. A
+    /// response for a transaction that has ended is dropped.
+    pub fn respond(&self, tx: &ServerTxId, status: u16, response: Bytes) {
+        let shard = &self.inner.shards[(tx.0 % self.inner.shards.len() as u64) as usize];
+        let _ = shard.cmd.send(Command::Respond {
+            tx: *tx,
+            status,
+            response,
+        });
+    }
+
+    /// Sends `request` in a new client transaction on `flow`. Its top Via
+    /// must carry a unique branch ([`super::new_branch`]; a CANCEL reuses
+    /// its INVITE's, §9.1). Responses, timeouts and transport errors come
+    /// back as [`TuEvent`]s with the returned id.
+    pub fn request(&self, request: Message, flow: Flow) -> Result<ClientTxId, RequestError> {
+        match request.method() {
+            None => return Err(RequestError::NotARequest),
+            Some(Method::Ack) => return Err(RequestError::Ack),
+            Some(_) => {}
+        }
+        if ClientKey::of(&request).is_none() {
+            return Err(RequestError::Unmatchable);
+        }
+        let call_id = request.call_id().map_err(|_| RequestError::Unmatchable)?;
+        let n = self.inner.shards.len() as u64;
+        let index = self.shard_of(call_id);
+        let seq = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
+        let tx = ClientTxId(seq * n + index as u64);
+        self.inner.shards[index]
+            .cmd
+            .send(Command::Request { tx, request, flow })
+            .map_err(|_| RequestError::Stopped)?;
+        Ok(tx)
+    }
+
+    /// Sends without a transaction: the ACK for a 2xx (§13.2.2.4), 2xx
+    /// retransmissions after the transaction ended, stateless answers.
+    pub fn send_stateless(&self, flow: &Flow, bytes: Bytes) -> Result<(), SendError> {
+        self.inner.shared.outbound.send(flow, bytes)
+    }
+
+    /// Live server transactions (the overload measure).
+    pub fn server_transactions(&self) -> usize {
+        self.inner.shared.live_server.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,122 @@
+//! SIP transactions (RFC 3261 §17, with the RFC 6026 corrections).
+//!
+//! * Pure state machines, one file each: [`client_invite`],
+//!   [`client_non_invite`], [`server_invite`], [`server_non_invite`]. They
+//!   take an event and return [`Action`]s; they never touch I/O or clocks.
+//! * [`TransactionLayer`]: matching (§17.1.3, §17.2.3, with the RFC 2543
+//!   fallback), timers, retransmissions, 100 Trying, hop-by-hop ACK,
+//!   merged-request detection (§8.2.2.2, 482) and overload shedding (503).
+//!
+//! The table is sharded across N tasks by a hash of the Call-ID: a request,
+//! its retransmissions, its ACK and CANCEL, the responses to a client
+//! transaction and any merged copy of a request all carry the same Call-ID,
+//! so every lookup stays inside one shard and no lock is shared. Each shard
+//! owns its timers (a binary heap of deadlines, one `tokio::time::Sleep`), so
+//! timers are driven by the layer itself on tokio time.
+//!
+//! This module knows nothing of dialogs, sessions or storage: the TU gets
+//! [`TuEvent`]s and answers through [`TransactionLayer::respond`].
+
+pub mod action;
+pub mod client_invite;
+pub mod client_non_invite;
+mod key;
+mod layer;
+mod messages;
+pub mod server_invite;
+pub mod server_non_invite;
+mod shard;
+#[cfg(test)]
+mod sim;
+pub mod timers;
+
+pub use action::{Action, Actions, ClientEvent, ServerEvent};
+pub use layer::{RequestError, TransactionLayer};
+pub use messages::ack_for;
+pub use timers::{Timer, TimerConfig};
+
+use crate::sip::message::Message;
+use crate::sip::transport::Flow;
+
+/// A server transaction, as the TU names it in [`TransactionLayer::respond`].
+/// Unique for the layer's lifetime (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerTxId(pub(crate) u64);
+
+/// A client transaction started with [`TransactionLayer::request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientTxId(pub(crate) u64);
+
+/// What the layer tells the transaction user.
+#[derive(Debug, Clone)]
+pub enum TuEvent {
+    /// A new request (never a retransmission, never an ACK). For a CANCEL,
+    /// `cancels` names the live INVITE server transaction it matches
+    /// (§9.2); `None` means the TU should answer 481.
+    Request {
+        tx: ServerTxId,
+        message: Message,
+        flow: Flow,
+        cancels: Option<ServerTxId>,
+    },
+    /// An ACK for a 2xx: it matched no transaction, or matched an INVITE
+    /// server transaction in the RFC 6026 "Accepted" state.
+    Ack { message: Message, flow: Flow },
+    /// A response for a client transaction (retransmissions of a non-2xx
+    /// final are absorbed; 2xx retransmissions are passed, RFC 6026).
+    Response {
+        tx: ClientTxId,
+        message: Message,
+        flow: Flow,
+    },
+    /// Timer B or F fired (§17.1.1.2, §17.1.2.2): act as if a 408 arrived.
+    Timeout { tx: ClientTxId },
+    /// The transport could not send the request (or the ACK).
+    TransportError { tx: ClientTxId },
+    /// Timer H fired: no ACK came for our non-2xx final response.
+    ServerTimeout { tx: ServerTxId },
+    /// The transport could not send a response (§17.2.4).
+    ServerTransportError { tx: ServerTxId },
+}
+
+/// Layer settings.
+#[derive(Debug, Clone)]
+pub struct LayerConfig {
+    pub timers: TimerConfig,
+    /// Number of shard tasks (default: the number of CPUs).
+    pub shards: usize,
+    /// Live server transactions beyond which new requests get a stateless
+    /// 503 (RFC 3261 §21.5.4) before any state is allocated.
+    pub max_server_transactions: usize,
+    /// Retry-After seconds in that 503 (§20.33).
+    pub retry_after: u32,
+    /// Incoming messages queued per shard; when full, requests are shed
+    /// with a 503 and responses dropped (the peer retransmits).
+    pub queue: usize,
+    /// Capacity of the [`TuEvent`] channel.
+    pub tu_queue: usize,
+}
+
+impl Default for LayerConfig {
+    fn default() -> Self {
+        LayerConfig {
+            timers: TimerConfig::default(),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_server_transactions: 200_000,
+            retry_after: 5,
+            queue: 8192,
+            tu_queue: 8192,
+        }
+    }
+}
+
+/// A fresh RFC 3261 branch (§8.1.1.7): the magic cookie plus 128 random
+/// bits, unique in space and time.
+pub fn new_branch() -> String {
+    format!("z9hG4bK{:032x}", rand::random::<u128>())
+}
+
+/// A random To tag for the layer's own answers (§19.3).
+pub(crate) fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

@@ -1,0 +1,243 @@
+//! One shard of the transaction table: a task owning its transactions, their
+//! keys and their timers. Nothing here is shared but the outbound handle and
+//! the live-transaction counter, so no lock exists, let alone one held
+//! across an await.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+mod client;
+mod server;
+mod timers;
+
+use super::action::{Action, Actions, ClientEvent, ServerEvent};
+use super::client_invite::ClientInvite;
+use super::client_non_invite::ClientNonInvite;
+use super::key::{ClientKey, MergeKey, ServerKey};
+use super::server_invite::ServerInvite;
+use super::server_non_invite::ServerNonInvite;
+use super::timers::Timer;
+use super::{ClientTxId, LayerConfig, ServerTxId, TuEvent};
+use crate::sip::message::Message;
+use crate::sip::transport::{Flow, Incoming, Outbound};
+
+/// State shared by the handle and every shard.
+pub(crate) struct Shared {
+    pub outbound: Arc<dyn Outbound>,
+    pub config: LayerConfig,
+    pub live_server: AtomicUsize,
+}
+
+/// Commands from the TU (through the handle).
+pub(crate) enum Command {
+    Respond {
+        tx: ServerTxId,
+        status: u16,
+        response: Bytes,
+    },
+    Request {
+        tx: ClientTxId,
+        request: Message,
+        flow: Flow,
+    },
+}
+
+enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+impl ServerMachine {
+    fn handle(&mut self, ev: ServerEvent) -> Actions {
+        match self {
+            ServerMachine::Invite(m) => m.handle(ev),
+            ServerMachine::NonInvite(m) => m.handle(ev),
+        }
+    }
+}
+
+enum ClientMachine {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+impl ClientMachine {
+    fn handle(&mut self, ev: ClientEvent<'_>) -> Actions {
+        match self {
+            ClientMachine::Invite(m) => m.handle(ev),
+            ClientMachine::NonInvite(m) => m.handle(ev),
+        }
+    }
+}
+
+/// Timer generations: restarting or stopping a timer bumps its generation,
+/// so heap entries of the old instance are recognised as stale when popped.
+type Gens = [u32; Timer::COUNT];
+
+struct ServerTx {
+    machine: ServerMachine,
+    flow: Flow,
+    key: ServerKey,
+    merge: Option<MergeKey>,
+    gens: Gens,
+}
+
+struct ClientTx {
+    machine: ClientMachine,
+    flow: Flow,
+    key: ClientKey,
+    gens: Gens,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Server,
+    Client,
+}
+
+/// A scheduled timer; ordered by deadline, then by scheduling order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    at: Instant,
+    seq: u64,
+    side: Side,
+    id: u64,
+    timer: Timer,
+    gen: u32,
+}
+
+/// Below this many heap entries, stale ones are left to expire.
+const COMPACT_MIN: usize = 4096;
+
+pub(crate) struct Shard {
+    index: u64,
+    count: u64,
+    shared: Arc<Shared>,
+    tu: mpsc::Sender<TuEvent>,
+    /// TU events produced while handling one input, sent after it.
+    pending: Vec<TuEvent>,
+    next_server: u64,
+    server: HashMap<u64, ServerTx>,
+    server_keys: HashMap<ServerKey, u64>,
+    merges: HashMap<MergeKey, u64>,
+    client: HashMap<u64, ClientTx>,
+    client_keys: HashMap<ClientKey, u64>,
+    timers: BinaryHeap<Reverse<Entry>>,
+    timer_seq: u64,
+    compact_at: usize,
+}
+
+impl Shard {
+    pub fn new(index: usize, count: usize, shared: Arc<Shared>, tu: mpsc::Sender<TuEvent>) -> Self {
+        Shard {
+            index: index as u64,
+            count: count as u64,
+            shared,
+            tu,
+            pending: Vec::new(),
+            next_server: 0,
+            server: HashMap::new(),
+            server_keys: HashMap::new(),
+            merges: HashMap::new(),
+            client: HashMap::new(),
+            client_keys: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            compact_at: COMPACT_MIN,
+        }
+    }
+
+    /// The shard's task: inputs from the transports and the TU, and its own
+    /// timers. Ends when every handle is dropped.
+    pub async fn run(
+        mut self,
+        mut net: mpsc::Receiver<Incoming>,
+        mut cmd: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let sleep = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        let (mut net_open, mut cmd_open) = (true, true);
+        while net_open || cmd_open {
+            self.fire_due(Instant::now());
+            self.flush().await;
+            let next = self.timers.peek().map(|Reverse(e)| e.at);
+            if next != armed {
+                if let Some(at) = next {
+                    sleep.as_mut().reset(at);
+                }
+                armed = next;
+            }
+            tokio::select! {
+                biased;
+                c = cmd.recv(), if cmd_open => match c {
+                    Some(c) => {
+                        // Timers due at this instant go first: a message
+                        // arriving as Timer M/J/... expires meets a finished
+                        // transaction, whichever task tokio woke first.
+                        self.fire_due(Instant::now());
+                        self.on_command(c)
+                    }
+                    None => cmd_open = false,
+                },
+                m = net.recv(), if net_open => match m {
+                    Some(m) => {
+                        self.fire_due(Instant::now());
+                        self.on_incoming(m)
+                    }
+                    None => net_open = false,
+                },
+                () = &mut sleep, if armed.is_some() => armed = None,
+            }
+        }
+    }
+
+    /// Sends the TU events of the last input. Awaiting here (TU slow) pushes
+    /// back on the bounded input queue, which then sheds load with 503s;
+    /// the TU never waits for a shard (commands are unbounded), so the two
+    /// cannot deadlock.
+    async fn flush(&mut self) {
+        let tu = &self.tu;
+        for ev in self.pending.drain(..) {
+            if tu.send(ev).await.is_err() {
+                break; // TU gone: nothing to tell.
+            }
+        }
+        self.pending.clear();
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Respond {
+                tx,
+                status,
+                response,
+            } => {
+                let Some(t) = self.server.get_mut(&tx.0) else {
+                    tracing::debug!(?tx, status, "response for a finished server transaction");
+                    return;
+                };
+                let flow = t.flow;
+                let actions = t.machine.handle(ServerEvent::Respond { status, response });
+                self.apply_server(tx.0, flow, actions, None);
+            }
+            Command::Request { tx, request, flow } => self.start_client(tx, request, flow),
+        }
+    }
+
+    fn on_incoming(&mut self, inc: Incoming) {
+        let Incoming { message, flow } = inc;
+        if message.is_request() {
+            self.on_request(message, flow);
+        } else {
+            self.on_response(message, flow);
+        }
+    }
+}

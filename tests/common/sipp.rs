@@ -1,0 +1,145 @@
+//! Runs a sipp scenario from `tests/sipp/` against a server, bounded in
+//! time, and collects what it said. sipp is the Debian package
+//! `sip-tester`; it is mandatory in CI and skipped (with a notice) elsewhere.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// sipp's own `-timeout`; the watchdog kills it a little later.
+pub const SIPP_TIMEOUT: &str = "10s";
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+#[derive(Debug)]
+pub struct SippOutcome {
+    /// Exit status 0: every call of the scenario succeeded.
+    pub success: bool,
+    /// `None` when killed (by a signal or the watchdog).
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub command: String,
+    pub stdout: String,
+    pub stderr: String,
+    /// `-trace_err` log: the unexpected messages.
+    pub errors: String,
+    /// `-trace_msg` log: every message sent and received.
+    pub messages: String,
+}
+
+impl SippOutcome {
+    /// Everything worth printing when a test fails.
+    pub fn report(&self) -> String {
+        format!(
+            "{}\nexit: {:?} timed out: {}\n--- stdout\n{}\n--- stderr\n{}\n--- errors\n{}\n--- messages\n{}",
+            self.command,
+            self.exit_code,
+            self.timed_out,
+            self.stdout,
+            self.stderr,
+            self.errors,
+            self.messages
+        )
+    }
+}
+
+/// Path of a scenario: a file name in `tests/sipp/`, or a path.
+pub fn scenario_path(scenario: &str) -> PathBuf {
+    let p = PathBuf::from(scenario);
+    if p.is_absolute() || p.exists() {
+        return p;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario)
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free local UDP port")
+        .port()
+}
+
+/// Runs `sipp <server> -sf <scenario> -m 1 -timeout 10s -timeout_error ...`
+/// plus `extra_args`: `-t t1` for TCP; for the REGISTER scenarios
+/// `-s alice -au alice -ap secret -key domain test.example
+/// -auth_uri test.example` (sipp's digest-uri is `sip:<remote ip:port>`
+/// unless `-auth_uri` is given). `None` when sipp is not installed outside CI.
+pub async fn run_sipp(
+    scenario: &str,
+    server: SocketAddr,
+    extra_args: &[&str],
+) -> Option<SippOutcome> {
+    let dir = tempfile::tempdir().expect("temp dir for sipp logs");
+    let errors = dir.path().join("errors.log");
+    let messages = dir.path().join("messages.log");
+    let path = scenario_path(scenario);
+    assert!(path.exists(), "no sipp scenario {}", path.display());
+    let mut args: Vec<String> = vec![
+        server.to_string(),
+        "-sf".into(),
+        path.display().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        SIPP_TIMEOUT.into(),
+        "-timeout_error".into(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_udp_port().to_string(),
+        "-mp".into(),
+        free_udp_port().to_string(),
+        "-nostdin".into(),
+        // A failed REGISTER scenario must not send a stray BYE.
+        "-default_behaviors".into(),
+        "all,-bye".into(),
+        "-trace_err".into(),
+        "-error_file".into(),
+        errors.display().to_string(),
+        "-trace_msg".into(),
+        "-message_file".into(),
+        messages.display().to_string(),
+    ];
+    args.extend(extra_args.iter().map(|s| s.to_string()));
+    let command = format!("sipp {}", args.join(" "));
+    let child = tokio::process::Command::new("sipp")
+        .args(&args)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::env::var_os("CI").is_some() {
+                panic!("sipp is required in CI (Debian package sip-tester)");
+            }
+            eprintln!("SKIPPED (sipp): install sip-tester");
+            return None;
+        }
+        Err(e) => panic!("cannot run sipp: {e}"),
+    };
+    // Dropping the future on timeout drops the child, which kills it.
+    let (out, timed_out) = match tokio::time::timeout(WATCHDOG, child.wait_with_output()).await {
+        Ok(out) => (Some(out.expect("sipp output")), false),
+        Err(_) => (None, true),
+    };
+    let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Some(SippOutcome {
+        success: out.as_ref().is_some_and(|o| o.status.success()),
+        exit_code: out.as_ref().and_then(|o| o.status.code()),
+        timed_out,
+        command,
+        stdout: out.as_ref().map(|o| lossy(&o.stdout)).unwrap_or_default(),
+        stderr: out.as_ref().map(|o| lossy(&o.stderr)).unwrap_or_default(),
+        errors: read(&errors),
+        messages: read(&messages),
+    })
+}
