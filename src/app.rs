@@ -14,7 +14,7 @@ use crate::api::{self, auth::JwtKeys, AppState};
 use crate::config::Settings;
 use crate::relay::auth::DigestAuth;
 use crate::relay::catalog::CatalogHandle;
-use crate::relay::core::Core;
+use crate::relay::core::{Core, CoreDeps, RelayConfig};
 use crate::relay::registrar::{Registrar, RegistrarConfig};
 use crate::sip::engine::{Engine, EngineConfig};
 use crate::sip::transaction::{LayerConfig, TransactionLayer};
@@ -116,7 +116,13 @@ pub async fn run(
         .chain_update(state.jwt_secret.as_bytes())
         .finalize()
         .into();
-    let core = Core {
+    let (session_tx, session_rx) = mpsc::unbounded_channel();
+    let session_publisher = tokio::spawn(crate::relay::publisher::publish_sessions(
+        store.clone(),
+        session_rx,
+        stop_rx.clone(),
+    ));
+    let core = Core::new(CoreDeps {
         layer,
         auth: Arc::new(DigestAuth::new(
             settings.domain.clone(),
@@ -127,8 +133,14 @@ pub async fn run(
         registrar: registrar.clone(),
         catalog: state.catalog.clone(),
         product,
-    };
-    tokio::spawn(core.run(tu_events, stop_rx.clone()));
+        listen: transports.udp_addr(),
+        node: settings.node_name.clone(),
+        publish: session_tx,
+        config: RelayConfig::default(),
+    });
+    let (command_tx, command_rx) = mpsc::channel(64);
+    tokio::spawn(core.run(tu_events, command_rx, stop_rx.clone()));
+    state.relay = Some(crate::relay::RelayHandle::new(command_tx));
     tokio::spawn(expire_bindings(registrar.clone(), stop_rx.clone()));
     let receivers = std::thread::available_parallelism().map_or(2, |n| n.get());
     transports.run(engine, receivers);
@@ -138,6 +150,7 @@ pub async fn run(
     let result = serve_http(listeners.http, state, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = publisher.await;
+    let _ = session_publisher.await;
     result
 }
 
@@ -184,6 +197,7 @@ pub async fn prepare(settings: Settings, store: Store) -> anyhow::Result<AppStat
         jwt: Arc::new(JwtKeys::new(secret.as_bytes())),
         jwt_secret: Arc::from(secret.as_str()),
         registrar: None,
+        relay: None,
     })
 }
 

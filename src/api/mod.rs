@@ -29,6 +29,7 @@ pub mod registrations;
 pub mod rules;
 pub mod rules_evaluate;
 pub mod services;
+pub mod sessions;
 pub mod tariffs;
 pub mod tokens;
 pub mod validate;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub jwt_secret: Arc<str>,
     /// This node's registrar, when the SIP engine runs in this process.
     pub registrar: Option<Arc<Registrar>>,
+    /// This node's relay core, when the SIP engine runs in this process.
+    pub relay: Option<crate::relay::RelayHandle>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
         (name = "rules", description = "Routing rules and their dry run"),
         (name = "tariffs", description = "Time tariffs"),
         (name = "registrations", description = "Live SIP registrations"),
+        (name = "sessions", description = "Sessions, their legs and events; termination"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -110,6 +114,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(rules_evaluate::router())
         .merge(tariffs::router())
         .merge(registrations::router())
+        .merge(sessions::router())
         .merge(health::router())
 }
 

@@ -3,13 +3,15 @@
 //! configuration changes and swapped in whole, so the SIP path reads a
 //! consistent snapshot and never waits on the database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rand::Rng;
 
 use super::rules::RuleSet;
+use super::target::{self, Target};
 use crate::store::app_servers::AppServer;
 use crate::store::clients::Client;
 use crate::store::services::{Service, Strategy};
@@ -27,6 +29,11 @@ pub struct Catalog {
     pub rules: RuleSet,
     pub services: HashMap<String, ServiceEntry>,
     pub app_servers: HashMap<String, AppServer>,
+    /// Resolved addresses of the app servers, by id.
+    pub targets: HashMap<String, Target>,
+    /// SIP addresses of app servers: requests from them are not challenged.
+    /// The port counts, so a client on the AS's host is still challenged.
+    pub trusted: HashSet<SocketAddr>,
     pub clients_by_username: HashMap<String, Client>,
 }
 
@@ -36,6 +43,7 @@ pub enum Skip {
     Disabled,
     Down,
     Missing,
+    Unresolvable,
 }
 
 impl Skip {
@@ -44,6 +52,7 @@ impl Skip {
             Self::Disabled => "disabled",
             Self::Down => "down (failed health probes)",
             Self::Missing => "no longer exists",
+            Self::Unresolvable => "its URI does not resolve",
         }
     }
 }
@@ -71,12 +80,24 @@ impl Catalog {
                 (entry.service.id.clone(), entry)
             })
             .collect();
-        let app_servers = store
+        let app_servers: HashMap<String, AppServer> = store
             .all_app_servers()
             .await?
             .into_iter()
             .map(|a| (a.id.clone(), a))
             .collect();
+        let mut targets = HashMap::new();
+        for a in app_servers.values() {
+            match target::resolve(&a.uri).await {
+                Some(t) => {
+                    targets.insert(a.id.clone(), t);
+                }
+                None => {
+                    tracing::warn!(app_server = %a.name, uri = %a.uri, "cannot resolve the app server's URI")
+                }
+            }
+        }
+        let trusted = targets.values().map(|t| t.addr).collect();
         let clients_by_username = store
             .all_clients()
             .await?
@@ -87,6 +108,8 @@ impl Catalog {
             rules,
             services,
             app_servers,
+            targets,
+            trusted,
             clients_by_username,
         })
     }
@@ -102,6 +125,9 @@ impl Catalog {
                 None => sel.skipped.push((id, Skip::Missing)),
                 Some(a) if !a.enabled => sel.skipped.push((id, Skip::Disabled)),
                 Some(a) if a.health == "down" => sel.skipped.push((id, Skip::Down)),
+                Some(_) if !self.targets.contains_key(id) => {
+                    sel.skipped.push((id, Skip::Unresolvable))
+                }
                 Some(a) => usable.push((position, a)),
             }
         }

@@ -1,64 +1,164 @@
-//! The relay's transaction user: takes what the transaction layer delivers
-//! and decides. Today it authenticates, runs the registrar and refuses what
-//! the relay cannot serve yet; the B2BUA sessions plug in here.
+//! The relay's transaction user: one task that owns every session of this
+//! node and reacts to what the transaction layer, the API and its own
+//! timers deliver. It never waits on the database: what it learns is
+//! queued for the publishers.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::auth::{AuthOutcome, DigestAuth};
 use super::catalog::CatalogHandle;
+use super::legs::Local;
 use super::registrar::Registrar;
+use super::table::SessionTable;
+use super::RelayCommand;
 use crate::sip::message::{Message, Method};
 use crate::sip::transaction::{ServerTxId, TransactionLayer, TuEvent};
 use crate::sip::transport::Flow;
 use crate::store::clients::Client;
+use crate::store::sessions::SessionChange;
 
-pub struct Core {
+/// Relay timing.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Longest wait for an app server's final answer (RFC 3261 §16.8
+    /// Timer C, at least 3 minutes) unless the service sets a ring timeout.
+    pub timer_c: Duration,
+    /// How long a relayed 2xx waits for the client's ACK (64·T1).
+    pub ack_timeout: Duration,
+    /// How long an ended session still absorbs late messages.
+    pub linger: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            timer_c: Duration::from_secs(180),
+            ack_timeout: Duration::from_secs(32),
+            linger: Duration::from_secs(32),
+        }
+    }
+}
+
+/// Timers the core sets for itself.
+#[derive(Debug)]
+pub enum CoreTimer {
+    /// The AS on this leg did not answer in time.
+    Ring { session: String, leg: usize },
+    /// The client did not ACK our 2xx.
+    NoAck { session: String },
+    /// An ended session may be forgotten.
+    Reap { session: String },
+}
+
+/// What the core needs from the rest of the node.
+pub struct CoreDeps {
     pub layer: TransactionLayer,
     pub auth: Arc<DigestAuth>,
     pub registrar: Arc<Registrar>,
     pub catalog: CatalogHandle,
     pub product: String,
+    /// The SIP listen address (its IP may be a wildcard).
+    pub listen: std::net::SocketAddr,
+    pub node: String,
+    pub publish: mpsc::UnboundedSender<SessionChange>,
+    pub config: RelayConfig,
+}
+
+pub struct Core {
+    pub(super) d: CoreDeps,
+    pub(super) sessions: SessionTable,
+    timers: mpsc::UnboundedSender<CoreTimer>,
+    timer_rx: Option<mpsc::UnboundedReceiver<CoreTimer>>,
+    local_ips: HashMap<IpAddr, IpAddr>,
 }
 
 impl Core {
+    pub fn new(d: CoreDeps) -> Self {
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        Self {
+            d,
+            sessions: SessionTable::default(),
+            timers,
+            timer_rx: Some(timer_rx),
+            local_ips: HashMap::new(),
+        }
+    }
+
     /// Handles events until the layer closes or shutdown is signalled.
     pub async fn run(
-        self,
+        mut self,
         mut events: mpsc::Receiver<TuEvent>,
+        mut commands: mpsc::Receiver<RelayCommand>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let Some(mut timers) = self.timer_rx.take() else {
+            return;
+        };
         loop {
-            let event = tokio::select! {
+            tokio::select! {
                 e = events.recv() => match e {
-                    Some(e) => e,
+                    Some(e) => self.on_event(e),
                     None => return,
                 },
+                Some(c) = commands.recv() => self.on_command(c),
+                Some(t) = timers.recv() => self.on_timer(t),
                 _ = shutdown.changed() => return,
-            };
-            if let TuEvent::Request {
-                tx, message, flow, ..
-            } = event
-            {
-                self.on_request(tx, message, flow);
             }
         }
     }
 
-    fn on_request(&self, tx: ServerTxId, msg: Message, flow: Flow) {
+    fn on_event(&mut self, event: TuEvent) {
+        match event {
+            TuEvent::Request {
+                tx,
+                message,
+                flow,
+                cancels,
+            } => self.on_request(tx, message, flow, cancels),
+            TuEvent::Ack { message, .. } => self.on_client_ack(&message),
+            TuEvent::Response { tx, message, .. } => self.on_response(tx, &message),
+            TuEvent::Timeout { tx } | TuEvent::TransportError { tx } => self.on_request_failed(tx),
+            TuEvent::ServerTimeout { .. } | TuEvent::ServerTransportError { .. } => {}
+        }
+    }
+
+    fn on_command(&mut self, command: RelayCommand) {
+        match command {
+            RelayCommand::Terminate { session_id, reply } => {
+                let _ = reply.send(self.terminate(&session_id, "admin"));
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        tx: ServerTxId,
+        msg: Message,
+        flow: Flow,
+        cancels: Option<ServerTxId>,
+    ) {
+        let has_to_tag = msg
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().map(|_| ()))
+            .is_some();
         match msg.method() {
             Some(Method::Register) => self.on_register(&tx, &msg, &flow),
-            Some(Method::Invite) => {
-                if let Some(_client) = self.authenticate(&tx, &msg, &flow, true) {
-                    // Sessions arrive with the relay; until then say so.
-                    self.respond(&tx, &msg, 501, "Relay Not Available", &[]);
-                }
-            }
+            Some(Method::Invite) if !has_to_tag => self.on_invite(tx, msg, flow),
+            Some(Method::Bye) => self.on_bye(&tx, &msg),
+            Some(Method::Cancel) => self.on_cancel(&tx, &msg, cancels),
             Some(Method::Ack) => {}
-            // In-dialog requests and CANCELs for dialogs or transactions
-            // this node does not hold (RFC 3261 §12.2.2, §9.2).
+            // In-dialog requests the relay does not change yet, and
+            // requests for dialogs this node does not hold (§12.2.2).
+            _ if has_to_tag && self.find_dialog(&msg).is_some() => {
+                self.respond(&tx, &msg, 501, "Not Implemented In Dialog", &[])
+            }
             _ => self.respond(&tx, &msg, 481, "Call/Transaction Does Not Exist", &[]),
         }
     }
@@ -67,22 +167,22 @@ impl Core {
         let Some(client) = self.authenticate(tx, msg, flow, false) else {
             return;
         };
-        let answer = self.registrar.register(msg, flow, &client);
+        let answer = self.d.registrar.register(msg, flow, &client);
         tracing::debug!(client = %client.username, code = answer.code, "REGISTER");
         self.respond(tx, msg, answer.code, answer.reason, &answer.headers);
     }
 
     /// Digest authentication (401 for REGISTER, 407 otherwise, RFC 3261
     /// §22.2–22.3); answers the request itself when it is not authenticated.
-    fn authenticate(
+    pub(super) fn authenticate(
         &self,
         tx: &ServerTxId,
         msg: &Message,
         flow: &Flow,
         proxy: bool,
     ) -> Option<Arc<Client>> {
-        let catalog = self.catalog.snapshot();
-        match self.auth.verify(msg, proxy, &catalog, flow.remote.ip()) {
+        let catalog = self.d.catalog.snapshot();
+        match self.d.auth.verify(msg, proxy, &catalog, flow.remote.ip()) {
             AuthOutcome::Authenticated(client) => Some(client),
             AuthOutcome::Challenge { stale } => {
                 let (code, reason, header) = if proxy {
@@ -91,6 +191,7 @@ impl Core {
                     (401, "Unauthorized", "WWW-Authenticate")
                 };
                 let headers: Vec<(&'static str, String)> = self
+                    .d
                     .auth
                     .challenges(stale)
                     .into_iter()
@@ -110,7 +211,8 @@ impl Core {
         }
     }
 
-    fn respond(
+    /// Answers a request with a response of our own making.
+    pub(super) fn respond(
         &self,
         tx: &ServerTxId,
         msg: &Message,
@@ -118,17 +220,45 @@ impl Core {
         reason: &str,
         headers: &[(&'static str, String)],
     ) {
-        let tag = format!("{:016x}", rand::random::<u64>());
+        let tag = super::legs::random_tag();
         let built = msg.reply(code, reason).and_then(|b| {
-            let mut b = b.to_tag(&tag).header("Server", &self.product)?;
+            let mut b = b.to_tag(&tag).header("Server", &self.d.product)?;
             for (name, value) in headers {
                 b = b.header(name, value)?;
             }
             Ok(b.build())
         });
         match built {
-            Ok(bytes) => self.layer.respond(tx, code, Bytes::from(bytes)),
+            Ok(bytes) => self.d.layer.respond(tx, code, Bytes::from(bytes)),
             Err(e) => tracing::warn!(error = %e, code, "could not build a response"),
         }
+    }
+
+    /// Our address as seen from `flow`'s peer: the listen address, or the
+    /// connection's local address, or what the routing table says.
+    pub(super) fn local_for(&mut self, flow: &Flow) -> Local {
+        let port = self.d.listen.port();
+        let ip = if !self.d.listen.ip().is_unspecified() {
+            self.d.listen.ip()
+        } else if !flow.local.ip().is_unspecified() {
+            flow.local.ip()
+        } else {
+            let dest = flow.remote.ip();
+            *self
+                .local_ips
+                .entry(dest)
+                .or_insert_with(|| super::target::local_ip_for(dest).unwrap_or(dest))
+        };
+        Local {
+            addr: std::net::SocketAddr::new(ip, port),
+        }
+    }
+
+    pub(super) fn schedule(&self, after: Duration, timer: CoreTimer) {
+        let tx = self.timers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(timer);
+        });
     }
 }

@@ -20,6 +20,7 @@ pub mod page;
 pub mod registrations;
 pub mod rules;
 pub mod services;
+pub mod sessions;
 pub mod settings;
 pub mod tariffs;
 pub mod tokens;

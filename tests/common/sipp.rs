@@ -56,7 +56,8 @@ pub fn scenario_path(scenario: &str) -> PathBuf {
         .join(scenario)
 }
 
-fn free_udp_port() -> u16 {
+/// A local UDP port free at the time of asking (for `-p`, `-mp`).
+pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("a free local UDP port")
@@ -142,4 +143,114 @@ pub async fn run_sipp(
         errors: read(&errors),
         messages: read(&messages),
     })
+}
+
+/// sipp running in the background (a UAS, typically), started by
+/// [`spawn_sipp`]; [`SippProcess::wait`] collects its outcome. Dropping it
+/// kills sipp.
+pub struct SippProcess {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+    deadline: tokio::time::Instant,
+    /// The command line, for reports.
+    pub command: String,
+}
+
+impl SippProcess {
+    /// Waits for sipp to exit, at most until the watchdog given to
+    /// [`spawn_sipp`] (counted from the start) fires; then it is killed.
+    pub async fn wait(mut self) -> SippOutcome {
+        let status = match tokio::time::timeout_at(self.deadline, self.child.wait()).await {
+            Ok(s) => Some(s.expect("sipp exit status")),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                None
+            }
+        };
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        SippOutcome {
+            success: status.is_some_and(|s| s.success()),
+            exit_code: status.and_then(|s| s.code()),
+            timed_out: status.is_none(),
+            command: self.command.clone(),
+            stdout: read("stdout.log"),
+            stderr: read("stderr.log"),
+            errors: read("errors.log"),
+            messages: read("messages.log"),
+        }
+    }
+}
+
+/// Starts `sipp [server] -sf <scenario> -i 127.0.0.1 -nostdin -trace_err
+/// -trace_msg ...` plus `args` in the background, killed by [`SippProcess::wait`]
+/// after `watchdog`. Nothing else is implied: the caller gives `-m`,
+/// `-timeout`, `-p`, `-mp` and the rest. `server` is `None` for a UAS
+/// (`-sf uas_answer.xml -p <port>`). Output goes to files (read by
+/// `wait`), so sipp never blocks on a full pipe. `None` when sipp is not
+/// installed outside CI.
+pub async fn spawn_sipp(
+    scenario: &str,
+    server: Option<SocketAddr>,
+    args: &[&str],
+    watchdog: Duration,
+) -> Option<SippProcess> {
+    let dir = tempfile::tempdir().expect("temp dir for sipp logs");
+    let path = scenario_path(scenario);
+    assert!(path.exists(), "no sipp scenario {}", path.display());
+    let mut all: Vec<String> = server.map(|s| s.to_string()).into_iter().collect();
+    all.extend([
+        "-sf".into(),
+        path.display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-nostdin".into(),
+        "-trace_err".into(),
+        "-error_file".into(),
+        dir.path().join("errors.log").display().to_string(),
+        "-trace_msg".into(),
+        "-message_file".into(),
+        dir.path().join("messages.log").display().to_string(),
+    ]);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let command = format!("sipp {}", all.join(" "));
+    let file = |name: &str| std::fs::File::create(dir.path().join(name)).expect("sipp output file");
+    let child = tokio::process::Command::new("sipp")
+        .args(&all)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(file("stdout.log"))
+        .stderr(file("stderr.log"))
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::env::var_os("CI").is_some() {
+                panic!("sipp is required in CI (Debian package sip-tester)");
+            }
+            eprintln!("SKIPPED (sipp): install sip-tester");
+            return None;
+        }
+        Err(e) => panic!("cannot run sipp: {e}"),
+    };
+    Some(SippProcess {
+        child,
+        dir,
+        deadline: tokio::time::Instant::now() + watchdog,
+        command,
+    })
+}
+
+/// Waits until something (a sipp just spawned) has bound UDP `port` on
+/// 127.0.0.1, so that nothing is sent to it before it listens.
+pub async fn wait_until_udp_bound(port: u16, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing listens on UDP 127.0.0.1:{port} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -1,0 +1,189 @@
+//! `/v1/sessions`: sessions as the relays publish them, with their legs and
+//! events, and their termination by an admin.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Caller, Role};
+use super::extract::QueryParams;
+use super::problem::docs::{ListErrors, ReadErrors};
+use super::problem::{ApiError, ApiResult, Problem};
+use super::{page_request, AppState, IdPath, List};
+use crate::store::sessions::{LegRecord, SessionEventRecord, SessionFilter, SessionRecord};
+use crate::store::Timestamp;
+
+/// Who may read sessions.
+const READERS: &[Role] = &[Role::Admin, Role::Billing];
+
+/// The state of a session that is over.
+const ENDED: &str = "ended";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SessionQuery {
+    /// Only sessions in this state: `proceeding`, `answered`, `established`
+    /// or `ended`.
+    pub state: Option<String>,
+    /// Only the sessions of this client.
+    pub client_id: Option<String>,
+    /// Only the sessions of this service.
+    pub service_id: Option<String>,
+    /// Only the sessions served by this app server.
+    pub app_server_id: Option<String>,
+    /// Only the sessions created by this client request (fan-out).
+    pub request_id: Option<String>,
+    /// Only sessions created at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Only sessions created before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A session with its legs (in creation order) and its events (in the order
+/// they happened).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: SessionRecord,
+    pub legs: Vec<LegRecord>,
+    pub events: Vec<SessionEventRecord>,
+}
+
+/// Errors of the terminate route.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum TerminateErrors {
+    #[response(
+        status = 401,
+        description = "No valid token (missing, bad signature, expired or revoked)",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    #[response(
+        status = 403,
+        description = "The token's role may not do this",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    #[response(
+        status = 404,
+        description = "No session with this id",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+    #[response(
+        status = 409,
+        description = "The session has already ended, or another node holds it; `detail` says which",
+        content_type = "application/problem+json"
+    )]
+    Conflict(Problem),
+}
+
+/// List sessions, oldest first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(SessionQuery),
+    responses((status = 200, description = "A page of sessions", body = List<SessionRecord>), ListErrors))]
+async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<SessionQuery>,
+) -> ApiResult<Json<List<SessionRecord>>> {
+    caller.require(READERS)?;
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from > to {
+            return Err(ApiError::BadRequest(
+                "query parameter from: must not be after to".into(),
+            ));
+        }
+    }
+    let filter = SessionFilter {
+        state: q.state,
+        client_id: q.client_id,
+        service_id: q.service_id,
+        app_server_id: q.app_server_id,
+        request_id: q.request_id,
+        from: q.from,
+        to: q.to,
+    };
+    Ok(Json(s.store.list_sessions(&filter, &page).await?.into()))
+}
+
+/// Get one session with its legs and events.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
+    responses((status = 200, description = "The session", body = SessionDetail), ReadErrors))]
+async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionDetail>> {
+    caller.require(READERS)?;
+    let session = s
+        .store
+        .get_session(&id)
+        .await
+        .map_err(|e| ApiError::from_store("session", &id, e))?;
+    let legs = s.store.session_legs(&id).await?;
+    let events = s.store.session_events(&id).await?;
+    Ok(Json(SessionDetail {
+        session,
+        legs,
+        events,
+    }))
+}
+
+/// Terminate a live session: BYE on both legs. The session ends shortly
+/// after, with end reason `admin`.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
+    responses((status = 202, description = "Termination under way: the BYEs are sent"), TerminateErrors))]
+async fn terminate(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    // The relay is asked first: a session just created may not be
+    // published yet.
+    if let Some(relay) = &s.relay {
+        if relay.terminate(&id).await {
+            tracing::info!(session = %id, admin = %caller.subject, "session terminated by an admin");
+            return Ok(StatusCode::ACCEPTED);
+        }
+    }
+    let session = s
+        .store
+        .get_session(&id)
+        .await
+        .map_err(|e| ApiError::from_store("session", &id, e))?;
+    if session.state == ENDED {
+        return Err(ApiError::Conflict(format!("session '{id}' already ended")));
+    }
+    if session.node == s.settings.node_name {
+        // Published as live by this node, yet its relay no longer holds it:
+        // it ended a moment ago (not yet published) or the node restarted.
+        return Err(ApiError::Conflict(format!(
+            "session '{id}' is not live on this node (node '{}'); it has ended or is ending",
+            session.node
+        )));
+    }
+    Err(ApiError::Conflict(format!(
+        "session '{id}' is held by node '{}'; terminate it through that node",
+        session.node
+    )))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get, terminate))
+}

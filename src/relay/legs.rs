@@ -1,0 +1,254 @@
+//! The messages the relay writes on each leg. Each leg has its own
+//! Call-ID, tags, CSeq space and Via; nothing of one side's Via, Contact or
+//! Record-Route is copied to the other (topology hiding).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::session::{AsLeg, ClientLeg};
+use crate::sip::message::{BuildError, HeaderName, Message, MessageBuilder, Method};
+use crate::sip::transaction::new_branch;
+use crate::sip::transport::Flow;
+
+/// Our address as the other side should see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Local {
+    pub addr: SocketAddr,
+}
+
+impl Local {
+    pub fn via(&self, flow: &Flow) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            flow.protocol.via_token(),
+            host_port(self.addr),
+            new_branch()
+        )
+    }
+
+    pub fn contact(&self, flow: &Flow) -> String {
+        let transport = match flow.protocol {
+            crate::sip::transport::Protocol::Tcp => ";transport=tcp",
+            crate::sip::transport::Protocol::Udp => "",
+        };
+        format!("<sip:switchboard@{}{transport}>", host_port(self.addr))
+    }
+}
+
+fn host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+pub fn random_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+pub fn new_call_id(local: &Local) -> String {
+    format!("{:032x}@{}", rand::random::<u128>(), local.addr.ip())
+}
+
+/// What goes into the inquiry besides the client's offer.
+pub struct Inquiry<'a> {
+    pub request_uri: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub call_id: &'a str,
+    pub local_tag: &'a str,
+    pub max_forwards: u8,
+    pub asserted_identity: Option<&'a str>,
+    pub session_id: &'a str,
+    pub attributes: &'a [(String, String)],
+}
+
+/// The INVITE to an app server (SPEC §2 step 4): the client's SDP, the
+/// identity we assert and the session id, plus the rule's attributes.
+pub fn as_invite(
+    local: &Local,
+    flow: &Flow,
+    inq: &Inquiry<'_>,
+    client_invite: &Message,
+) -> Result<Bytes, BuildError> {
+    let mut b = MessageBuilder::request(Method::Invite, inq.request_uri)?
+        .header("Via", local.via(flow))?
+        .header("Max-Forwards", inq.max_forwards.to_string())?
+        .header("From", format!("{};tag={}", inq.from, inq.local_tag))?
+        .header("To", inq.to)?
+        .header("Call-ID", inq.call_id)?
+        .header("CSeq", "1 INVITE")?
+        .header("Contact", local.contact(flow))?;
+    if let Some(pai) = inq.asserted_identity {
+        b = b.header("P-Asserted-Identity", pai)?;
+    }
+    b = b.header("X-Switchboard-Session", inq.session_id)?;
+    for (name, value) in inq.attributes {
+        b = b.header(name, value)?;
+    }
+    b = b.header(
+        "Allow",
+        "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY",
+    )?;
+    let body = client_invite.body();
+    if !body.is_empty() {
+        if let Some(ct) = client_invite.get(HeaderName::ContentType) {
+            b = b.header("Content-Type", ct.value)?;
+        }
+    }
+    Ok(Bytes::from(b.build(body)))
+}
+
+/// Header values of the AS leg's INVITE, reused by ACK, CANCEL and BYE.
+struct AsDialog<'a> {
+    from: &'a [u8],
+    to: &'a [u8],
+}
+
+fn as_dialog(leg: &AsLeg) -> Option<AsDialog<'_>> {
+    Some(AsDialog {
+        from: leg.invite.get(HeaderName::From)?.value,
+        to: leg.invite.get(HeaderName::To)?.value,
+    })
+}
+
+/// ACK for the AS's 2xx (RFC 3261 §13.2.2.4): a new transaction to the
+/// remote target, same CSeq number as the INVITE.
+pub fn as_ack(local: &Local, leg: &AsLeg) -> Result<Bytes, BuildError> {
+    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
+    let target = leg.remote_target.as_deref().unwrap_or(&leg.request_uri);
+    let to = with_tag(d.to, leg.remote_tag.as_deref());
+    let b = MessageBuilder::request(Method::Ack, target)?
+        .header("Via", local.via(&leg.flow))?
+        .header("Max-Forwards", "70")?
+        .header("From", d.from)?
+        .header("To", to)?
+        .header("Call-ID", &leg.call_id)?
+        .header("CSeq", "1 ACK")?;
+    Ok(Bytes::from(b.build(b"")))
+}
+
+/// CANCEL of the AS INVITE (§9.1): same Request-URI, top Via branch, From,
+/// To (no tag) and Call-ID as the INVITE.
+pub fn as_cancel(leg: &AsLeg) -> Result<Bytes, BuildError> {
+    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
+    let via = leg
+        .invite
+        .get(HeaderName::Via)
+        .ok_or(BuildError::InvalidHeaderValue)?;
+    let b = MessageBuilder::request(Method::Cancel, &leg.request_uri)?
+        .header("Via", via.value)?
+        .header("Max-Forwards", "70")?
+        .header("From", d.from)?
+        .header("To", d.to)?
+        .header("Call-ID", &leg.call_id)?
+        .header("CSeq", "1 CANCEL")?;
+    Ok(Bytes::from(b.build(b"")))
+}
+
+/// An in-dialog request on the AS leg (BYE).
+pub fn as_in_dialog(
+    local: &Local,
+    leg: &mut AsLeg,
+    method: Method<'_>,
+    extra: &[(&str, String)],
+) -> Result<Bytes, BuildError> {
+    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
+    let target = leg
+        .remote_target
+        .clone()
+        .unwrap_or_else(|| leg.request_uri.clone());
+    let to = with_tag(d.to, leg.remote_tag.as_deref());
+    let from = d.from.to_vec();
+    leg.local_cseq += 1;
+    let mut b = MessageBuilder::request(method, target)?
+        .header("Via", local.via(&leg.flow))?
+        .header("Max-Forwards", "70")?
+        .header("From", from)?
+        .header("To", to)?
+        .header("Call-ID", &leg.call_id)?
+        .header("CSeq", format!("{} {}", leg.local_cseq, method.as_str()))?;
+    for (name, value) in extra {
+        b = b.header(name, value)?;
+    }
+    Ok(Bytes::from(b.build(b"")))
+}
+
+/// An in-dialog request to the client (BYE): From is the client's To with
+/// our tag, To is the client's From, sent to the client's Contact over the
+/// flow the client used.
+pub fn client_in_dialog(
+    local: &Local,
+    leg: &mut ClientLeg,
+    method: Method<'_>,
+    extra: &[(&str, String)],
+) -> Result<Bytes, BuildError> {
+    let inv = &leg.invite;
+    let from = with_tag(
+        inv.get(HeaderName::To)
+            .ok_or(BuildError::InvalidHeaderValue)?
+            .value,
+        Some(&leg.local_tag),
+    );
+    let to = inv
+        .get(HeaderName::From)
+        .ok_or(BuildError::InvalidHeaderValue)?
+        .value
+        .to_vec();
+    leg.local_cseq += 1;
+    let mut b = MessageBuilder::request(method, &leg.remote_target)?
+        .header("Via", local.via(&leg.flow))?
+        .header("Max-Forwards", "70")?
+        .header("From", from)?
+        .header("To", to)?
+        .header("Call-ID", &leg.call_id)?
+        .header("CSeq", format!("{} {}", leg.local_cseq, method.as_str()))?;
+    for (name, value) in extra {
+        b = b.header(name, value)?;
+    }
+    Ok(Bytes::from(b.build(b"")))
+}
+
+/// `value` with `;tag=…` appended unless it has one.
+fn with_tag(value: &[u8], tag: Option<&str>) -> Vec<u8> {
+    let mut v = value.to_vec();
+    if let Some(tag) = tag {
+        let has_tag = String::from_utf8_lossy(value)
+            .to_ascii_lowercase()
+            .contains(";tag=");
+        if !has_tag {
+            v.extend_from_slice(b";tag=");
+            v.extend_from_slice(tag.as_bytes());
+        }
+    }
+    v
+}
+
+/// A response to the client's INVITE carrying the AS's answer (status,
+/// reason and SDP) but our tag and Contact.
+pub fn client_response(
+    local: &Local,
+    leg: &ClientLeg,
+    code: u16,
+    reason: &str,
+    answer: Option<&Message>,
+) -> Result<Bytes, BuildError> {
+    let mut b = leg.invite.reply(code, reason)?.to_tag(&leg.local_tag);
+    if (101..300).contains(&code) {
+        b = b.header("Contact", local.contact(&leg.flow))?;
+    }
+    let (ct, body) = match answer {
+        Some(a) if !a.body().is_empty() => (
+            a.get(HeaderName::ContentType)
+                .and_then(|h| h.value_str())
+                .unwrap_or("application/sdp"),
+            a.body(),
+        ),
+        _ => ("", &b""[..]),
+    };
+    if !body.is_empty() {
+        b = b.body(ct, body)?;
+    }
+    Ok(Bytes::from(b.build()))
+}

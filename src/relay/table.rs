@@ -1,0 +1,129 @@
+//! The sessions a relay core holds, with the indexes that route each SIP
+//! event to its session. Owned by the core task alone: no locks.
+
+use std::collections::HashMap;
+
+use super::session::Session;
+use crate::sip::transaction::{ClientTxId, ServerTxId};
+
+/// What a client transaction of ours is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The inquiry INVITE on AS leg n.
+    AsInvite(usize),
+    /// A BYE or CANCEL we sent; its answer only closes it.
+    Closing,
+}
+
+#[derive(Default)]
+pub struct SessionTable {
+    sessions: HashMap<String, Session>,
+    /// (client Call-ID, client tag) → session.
+    by_client_dialog: HashMap<(String, String), String>,
+    /// AS-leg Call-ID → (session, leg index).
+    by_as_call_id: HashMap<String, (String, usize)>,
+    by_client_tx: HashMap<ClientTxId, (String, Purpose)>,
+    /// The client's INVITE transaction → session.
+    by_invite_tx: HashMap<ServerTxId, String>,
+    /// Live sessions per client id (for `max_sessions`).
+    per_client: HashMap<String, u32>,
+}
+
+impl SessionTable {
+    pub fn insert(&mut self, s: Session) {
+        let id = s.id.clone();
+        self.by_client_dialog.insert(
+            (
+                s.client_leg.call_id.clone(),
+                s.client_leg.remote_tag.clone(),
+            ),
+            id.clone(),
+        );
+        self.by_invite_tx.insert(s.client_leg.invite_tx, id.clone());
+        if let Some(c) = &s.client {
+            *self.per_client.entry(c.id.clone()).or_default() += 1;
+        }
+        self.sessions.insert(id, s);
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Session> {
+        self.sessions.get_mut(id)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.sessions.contains_key(id)
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.sessions.keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    pub fn live_for_client(&self, client_id: &str) -> u32 {
+        self.per_client.get(client_id).copied().unwrap_or(0)
+    }
+
+    /// Called once when a session ends: it no longer counts against its
+    /// client's limit (its entry stays for late messages until `remove`).
+    pub fn release_client_slot(&mut self, client_id: &str) {
+        if let Some(n) = self.per_client.get_mut(client_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_client.remove(client_id);
+            }
+        }
+    }
+
+    pub fn index_as_leg(&mut self, call_id: &str, session: &str, leg: usize) {
+        self.by_as_call_id
+            .insert(call_id.to_string(), (session.to_string(), leg));
+    }
+
+    pub fn index_tx(&mut self, tx: ClientTxId, session: &str, purpose: Purpose) {
+        self.by_client_tx.insert(tx, (session.to_string(), purpose));
+    }
+
+    pub fn tx(&self, tx: &ClientTxId) -> Option<(String, Purpose)> {
+        self.by_client_tx.get(tx).cloned()
+    }
+
+    pub fn forget_tx(&mut self, tx: &ClientTxId) {
+        self.by_client_tx.remove(tx);
+    }
+
+    pub fn by_client_dialog(&self, call_id: &str, client_tag: &str) -> Option<String> {
+        self.by_client_dialog
+            .get(&(call_id.to_string(), client_tag.to_string()))
+            .cloned()
+    }
+
+    pub fn by_as_call_id(&self, call_id: &str) -> Option<(String, usize)> {
+        self.by_as_call_id.get(call_id).cloned()
+    }
+
+    pub fn by_invite_tx(&self, tx: &ServerTxId) -> Option<String> {
+        self.by_invite_tx.get(tx).cloned()
+    }
+
+    /// Drops a session and every index entry pointing at it.
+    pub fn remove(&mut self, id: &str) -> Option<Session> {
+        let s = self.sessions.remove(id)?;
+        self.by_client_dialog.remove(&(
+            s.client_leg.call_id.clone(),
+            s.client_leg.remote_tag.clone(),
+        ));
+        self.by_invite_tx.remove(&s.client_leg.invite_tx);
+        for leg in &s.as_legs {
+            self.by_as_call_id.remove(&leg.call_id);
+        }
+        self.by_client_tx.retain(|_, (sid, _)| sid != id);
+        Some(s)
+    }
+}
