@@ -91,7 +91,7 @@ fn check(f: &AppServerFields) -> ApiResult<()> {
 }
 
 /// Register an application server.
-#[utoipa::path(post, path = "/v1/app-servers", tag = "app-servers", request_body = NewAppServer,
+#[utoipa::path(post, operation_id = "create_app_servers", path = "/v1/app-servers", tag = "app-servers", request_body = NewAppServer,
     responses((status = 201, description = "Created", body = AppServer), CreateErrors))]
 async fn create(
     State(s): State<AppState>,
@@ -113,7 +113,7 @@ async fn create(
 }
 
 /// List application servers.
-#[utoipa::path(get, path = "/v1/app-servers", tag = "app-servers", params(AppServerQuery),
+#[utoipa::path(get, operation_id = "list_app_servers", path = "/v1/app-servers", tag = "app-servers", params(AppServerQuery),
     responses((status = 200, description = "A page of app servers", body = List<AppServer>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -138,7 +138,7 @@ async fn list(
 }
 
 /// Get an application server.
-#[utoipa::path(get, path = "/v1/app-servers/{id}", tag = "app-servers", params(IdPath),
+#[utoipa::path(get, operation_id = "get_app_servers", path = "/v1/app-servers/{id}", tag = "app-servers", params(IdPath),
     responses((status = 200, description = "The app server", body = AppServer), ReadErrors))]
 async fn get(
     State(s): State<AppState>,
@@ -154,7 +154,7 @@ async fn get(
 }
 
 /// Change an application server (merge patch); `health` is read-only.
-#[utoipa::path(patch, path = "/v1/app-servers/{id}", tag = "app-servers", params(IdPath), request_body = AppServerPatch,
+#[utoipa::path(patch, operation_id = "update_app_servers", path = "/v1/app-servers/{id}", tag = "app-servers", params(IdPath), request_body = AppServerPatch,
     responses((status = 200, description = "The changed app server", body = AppServer), UpdateErrors))]
 async fn update(
     State(s): State<AppState>,
@@ -185,7 +185,7 @@ async fn update(
 }
 
 /// Delete an application server that no service pool contains.
-#[utoipa::path(delete, path = "/v1/app-servers/{id}", tag = "app-servers", params(IdPath),
+#[utoipa::path(delete, operation_id = "delete_app_servers", path = "/v1/app-servers/{id}", tag = "app-servers", params(IdPath),
     responses((status = 204, description = "Deleted"), DeleteErrors))]
 async fn delete(
     State(s): State<AppState>,

@@ -231,7 +231,7 @@ pub struct TokenResponse {
 
 /// Log in as an admin and get a bearer token.
 #[utoipa::path(
-    post,
+    post, operation_id = "login",
     path = "/v1/auth/token",
     tag = "auth",
     security(()),

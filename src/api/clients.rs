@@ -125,7 +125,7 @@ fn set_password(s: &AppState, f: &mut ClientFields, password: &str) -> ApiResult
 }
 
 /// Create a client account.
-#[utoipa::path(post, path = "/v1/clients", tag = "clients", request_body = NewClient,
+#[utoipa::path(post, operation_id = "create_clients", path = "/v1/clients", tag = "clients", request_body = NewClient,
     responses((status = 201, description = "Created", body = Client), CreateErrors))]
 async fn create(
     State(s): State<AppState>,
@@ -151,7 +151,7 @@ async fn create(
 }
 
 /// List client accounts.
-#[utoipa::path(get, path = "/v1/clients", tag = "clients", params(ClientQuery),
+#[utoipa::path(get, operation_id = "list_clients", path = "/v1/clients", tag = "clients", params(ClientQuery),
     responses((status = 200, description = "A page of clients", body = List<Client>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -169,7 +169,7 @@ async fn list(
 }
 
 /// Get a client account.
-#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", params(IdPath),
+#[utoipa::path(get, operation_id = "get_clients", path = "/v1/clients/{id}", tag = "clients", params(IdPath),
     responses((status = 200, description = "The client", body = Client), ReadErrors))]
 async fn get(
     State(s): State<AppState>,
@@ -185,7 +185,7 @@ async fn get(
 }
 
 /// Change a client account (merge patch).
-#[utoipa::path(patch, path = "/v1/clients/{id}", tag = "clients", params(IdPath), request_body = ClientPatch,
+#[utoipa::path(patch, operation_id = "update_clients", path = "/v1/clients/{id}", tag = "clients", params(IdPath), request_body = ClientPatch,
     responses((status = 200, description = "The changed client", body = Client), UpdateErrors))]
 async fn update(
     State(s): State<AppState>,
@@ -226,7 +226,7 @@ async fn update(
 }
 
 /// Delete a client account. Its past sessions and CDRs keep its id.
-#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", params(IdPath),
+#[utoipa::path(delete, operation_id = "delete_clients", path = "/v1/clients/{id}", tag = "clients", params(IdPath),
     responses((status = 204, description = "Deleted"), DeleteErrors))]
 async fn delete(
     State(s): State<AppState>,

@@ -20,7 +20,7 @@ pub struct Health {
 }
 
 /// Liveness: answers while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "Alive", body = Health)))]
 async fn healthz(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
@@ -30,7 +30,7 @@ async fn healthz(State(s): State<AppState>) -> Json<Health> {
 }
 
 /// Readiness: the database is reachable.
-#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "health", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "Not ready; `detail` says why", body = Problem, content_type = "application/problem+json"),

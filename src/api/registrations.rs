@@ -30,7 +30,7 @@ pub struct RegistrationQuery {
 }
 
 /// List live registrations (unexpired bindings).
-#[utoipa::path(get, path = "/v1/registrations", tag = "registrations", params(RegistrationQuery),
+#[utoipa::path(get, operation_id = "list_registrations", path = "/v1/registrations", tag = "registrations", params(RegistrationQuery),
     responses((status = 200, description = "A page of bindings", body = List<Registration>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -49,7 +49,7 @@ async fn list(
 }
 
 /// Get one binding.
-#[utoipa::path(get, path = "/v1/registrations/{id}", tag = "registrations", params(IdPath),
+#[utoipa::path(get, operation_id = "get_registrations", path = "/v1/registrations/{id}", tag = "registrations", params(IdPath),
     responses((status = 200, description = "The binding", body = Registration), ReadErrors))]
 async fn get(
     State(s): State<AppState>,
@@ -65,7 +65,7 @@ async fn get(
 }
 
 /// Remove a binding: the client is no longer reachable at that contact.
-#[utoipa::path(delete, path = "/v1/registrations/{id}", tag = "registrations", params(IdPath),
+#[utoipa::path(delete, operation_id = "delete_registrations", path = "/v1/registrations/{id}", tag = "registrations", params(IdPath),
     responses((status = 204, description = "Removed"), DeleteErrors))]
 async fn delete(
     State(s): State<AppState>,

@@ -137,7 +137,7 @@ async fn check(s: &AppState, f: &RuleFields) -> ApiResult<()> {
 }
 
 /// Create a rule.
-#[utoipa::path(post, path = "/v1/rules", tag = "rules", request_body = NewRule,
+#[utoipa::path(post, operation_id = "create_rules", path = "/v1/rules", tag = "rules", request_body = NewRule,
     responses((status = 201, description = "Created", body = Rule), CreateErrors))]
 async fn create(
     State(s): State<AppState>,
@@ -160,7 +160,7 @@ async fn create(
 }
 
 /// List rules (in creation order; evaluation order is by `priority`).
-#[utoipa::path(get, path = "/v1/rules", tag = "rules", params(RuleQuery),
+#[utoipa::path(get, operation_id = "list_rules", path = "/v1/rules", tag = "rules", params(RuleQuery),
     responses((status = 200, description = "A page of rules", body = List<Rule>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -177,7 +177,7 @@ async fn list(
 }
 
 /// Get a rule.
-#[utoipa::path(get, path = "/v1/rules/{id}", tag = "rules", params(IdPath),
+#[utoipa::path(get, operation_id = "get_rules", path = "/v1/rules/{id}", tag = "rules", params(IdPath),
     responses((status = 200, description = "The rule", body = Rule), ReadErrors))]
 async fn get(
     State(s): State<AppState>,
@@ -193,7 +193,7 @@ async fn get(
 }
 
 /// Change a rule (merge patch; `match` and `set` are replaced whole).
-#[utoipa::path(patch, path = "/v1/rules/{id}", tag = "rules", params(IdPath), request_body = RulePatch,
+#[utoipa::path(patch, operation_id = "update_rules", path = "/v1/rules/{id}", tag = "rules", params(IdPath), request_body = RulePatch,
     responses((status = 200, description = "The changed rule", body = Rule), UpdateErrors))]
 async fn update(
     State(s): State<AppState>,
@@ -225,7 +225,7 @@ async fn update(
 }
 
 /// Delete a rule.
-#[utoipa::path(delete, path = "/v1/rules/{id}", tag = "rules", params(IdPath),
+#[utoipa::path(delete, operation_id = "delete_rules", path = "/v1/rules/{id}", tag = "rules", params(IdPath),
     responses((status = 204, description = "Deleted"), DeleteErrors))]
 async fn delete(
     State(s): State<AppState>,

@@ -93,7 +93,7 @@ pub struct SkippedAppServer {
 }
 
 /// Dry-run the routing rules on a SIP request.
-#[utoipa::path(post, path = "/v1/rules/evaluate", tag = "rules", request_body = EvaluateRequest,
+#[utoipa::path(post, operation_id = "evaluate_rules", path = "/v1/rules/evaluate", tag = "rules", request_body = EvaluateRequest,
     responses((status = 200, description = "What the relay would choose, and why", body = Evaluation), CreateErrors))]
 async fn evaluate(
     State(s): State<AppState>,

@@ -121,7 +121,7 @@ async fn check(s: &AppState, f: &ServiceFields) -> ApiResult<()> {
 }
 
 /// Create a service.
-#[utoipa::path(post, path = "/v1/services", tag = "services", request_body = NewService,
+#[utoipa::path(post, operation_id = "create_services", path = "/v1/services", tag = "services", request_body = NewService,
     responses((status = 201, description = "Created", body = Service), CreateErrors))]
 async fn create(
     State(s): State<AppState>,
@@ -143,7 +143,7 @@ async fn create(
 }
 
 /// List services.
-#[utoipa::path(get, path = "/v1/services", tag = "services", params(ServiceQuery),
+#[utoipa::path(get, operation_id = "list_services", path = "/v1/services", tag = "services", params(ServiceQuery),
     responses((status = 200, description = "A page of services", body = List<Service>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -162,7 +162,7 @@ async fn list(
 }
 
 /// Get a service.
-#[utoipa::path(get, path = "/v1/services/{id}", tag = "services", params(IdPath),
+#[utoipa::path(get, operation_id = "get_services", path = "/v1/services/{id}", tag = "services", params(IdPath),
     responses((status = 200, description = "The service", body = Service), ReadErrors))]
 async fn get(
     State(s): State<AppState>,
@@ -178,7 +178,7 @@ async fn get(
 }
 
 /// Change a service (merge patch).
-#[utoipa::path(patch, path = "/v1/services/{id}", tag = "services", params(IdPath), request_body = ServicePatch,
+#[utoipa::path(patch, operation_id = "update_services", path = "/v1/services/{id}", tag = "services", params(IdPath), request_body = ServicePatch,
     responses((status = 200, description = "The changed service", body = Service), UpdateErrors))]
 async fn update(
     State(s): State<AppState>,
@@ -209,7 +209,7 @@ async fn update(
 }
 
 /// Delete a service that no rule points to.
-#[utoipa::path(delete, path = "/v1/services/{id}", tag = "services", params(IdPath),
+#[utoipa::path(delete, operation_id = "delete_services", path = "/v1/services/{id}", tag = "services", params(IdPath),
     responses((status = 204, description = "Deleted"), DeleteErrors))]
 async fn delete(
     State(s): State<AppState>,

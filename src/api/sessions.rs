@@ -91,7 +91,7 @@ enum TerminateErrors {
 }
 
 /// List sessions, oldest first.
-#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(SessionQuery),
+#[utoipa::path(get, operation_id = "list_sessions", path = "/v1/sessions", tag = "sessions", params(SessionQuery),
     responses((status = 200, description = "A page of sessions", body = List<SessionRecord>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -120,7 +120,7 @@ async fn list(
 }
 
 /// Get one session with its legs and events.
-#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
+#[utoipa::path(get, operation_id = "get_sessions", path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
     responses((status = 200, description = "The session", body = SessionDetail), ReadErrors))]
 async fn get(
     State(s): State<AppState>,
@@ -144,7 +144,7 @@ async fn get(
 
 /// Terminate a live session: BYE on both legs. The session ends shortly
 /// after, with end reason `admin`.
-#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
+#[utoipa::path(delete, operation_id = "terminate_sessions", path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
     responses((status = 202, description = "Termination under way: the BYEs are sent"), TerminateErrors))]
 async fn terminate(
     State(s): State<AppState>,

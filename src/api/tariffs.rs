@@ -101,7 +101,7 @@ fn check(f: &TariffFields) -> ApiResult<()> {
 }
 
 /// Create a tariff.
-#[utoipa::path(post, path = "/v1/tariffs", tag = "tariffs", request_body = NewTariff,
+#[utoipa::path(post, operation_id = "create_tariffs", path = "/v1/tariffs", tag = "tariffs", request_body = NewTariff,
     responses(
         (status = 201, description = "Created", body = Tariff),
         CreateErrors,
@@ -128,7 +128,7 @@ async fn create(
 }
 
 /// List tariffs.
-#[utoipa::path(get, path = "/v1/tariffs", tag = "tariffs", params(TariffQuery),
+#[utoipa::path(get, operation_id = "list_tariffs", path = "/v1/tariffs", tag = "tariffs", params(TariffQuery),
     responses(
         (status = 200, description = "A page of tariffs", body = List<Tariff>),
         ListErrors,
@@ -148,7 +148,7 @@ async fn list(
 }
 
 /// Get a tariff.
-#[utoipa::path(get, path = "/v1/tariffs/{id}", tag = "tariffs", params(IdPath),
+#[utoipa::path(get, operation_id = "get_tariffs", path = "/v1/tariffs/{id}", tag = "tariffs", params(IdPath),
     responses(
         (status = 200, description = "The tariff", body = Tariff),
         ReadErrors,
@@ -167,7 +167,7 @@ async fn get(
 }
 
 /// Change a tariff (merge patch). Existing CDRs keep the amounts they were billed with.
-#[utoipa::path(patch, path = "/v1/tariffs/{id}", tag = "tariffs", params(IdPath), request_body = TariffPatch,
+#[utoipa::path(patch, operation_id = "update_tariffs", path = "/v1/tariffs/{id}", tag = "tariffs", params(IdPath), request_body = TariffPatch,
     responses(
         (status = 200, description = "The changed tariff", body = Tariff),
         UpdateErrors,
@@ -207,7 +207,7 @@ async fn update(
 }
 
 /// Delete a tariff that no client or service uses.
-#[utoipa::path(delete, path = "/v1/tariffs/{id}", tag = "tariffs", params(IdPath),
+#[utoipa::path(delete, operation_id = "delete_tariffs", path = "/v1/tariffs/{id}", tag = "tariffs", params(IdPath),
     responses(
         (status = 204, description = "Deleted"),
         DeleteErrors,

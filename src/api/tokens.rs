@@ -59,7 +59,7 @@ pub struct TokenQuery {
 const MAX_TTL: u64 = 10 * 365 * 86_400;
 
 /// Mint a scoped token.
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = NewToken,
+#[utoipa::path(post, operation_id = "create_tokens", path = "/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, description = "Created; `access_token` is shown only now", body = CreatedToken), CreateErrors))]
 async fn create(
     State(s): State<AppState>,
@@ -129,7 +129,7 @@ async fn create(
 }
 
 /// List scoped tokens (never their text).
-#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(TokenQuery),
+#[utoipa::path(get, operation_id = "list_tokens", path = "/v1/tokens", tag = "tokens", params(TokenQuery),
     responses((status = 200, description = "A page of tokens", body = List<ApiToken>), ListErrors))]
 async fn list(
     State(s): State<AppState>,
@@ -147,7 +147,7 @@ async fn list(
 }
 
 /// Revoke a scoped token; it is refused from then on.
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(IdPath),
+#[utoipa::path(delete, operation_id = "revoke_tokens", path = "/v1/tokens/{id}", tag = "tokens", params(IdPath),
     responses((status = 204, description = "Revoked"), DeleteErrors))]
 async fn revoke(
     State(s): State<AppState>,
