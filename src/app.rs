@@ -14,7 +14,7 @@ use crate::api::{self, auth::JwtKeys, AppState};
 use crate::config::Settings;
 use crate::relay::auth::DigestAuth;
 use crate::relay::catalog::CatalogHandle;
-use crate::relay::core::{Core, CoreDeps, RelayConfig};
+use crate::relay::core::{Core, CoreDeps, HealthConfig, RelayConfig};
 use crate::relay::registrar::{Registrar, RegistrarConfig};
 use crate::sip::engine::{Engine, EngineConfig};
 use crate::sip::transaction::{LayerConfig, TransactionLayer};
@@ -137,6 +137,11 @@ pub async fn run(
         node: settings.node_name.clone(),
         publish: session_tx,
         config: RelayConfig::default(),
+        health: HealthConfig {
+            interval: std::time::Duration::from_secs(settings.as_probe_interval_seconds),
+            failures: settings.as_probe_failures,
+        },
+        store: store.clone(),
     });
     let (command_tx, command_rx) = mpsc::channel(64);
     tokio::spawn(core.run(tu_events, command_rx, stop_rx.clone()));

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -54,6 +55,10 @@ pub struct Settings {
     pub token_ttl_seconds: u64,
     /// Lifetime of digest nonces; an older one gets `stale=true`.
     pub nonce_ttl_seconds: u64,
+    /// Seconds between OPTIONS probes of each app server.
+    pub as_probe_interval_seconds: u64,
+    /// Probes in a row without an answer before an app server is down.
+    pub as_probe_failures: u64,
     /// This node's name in sessions and CDRs (several nodes share one database).
     pub node_name: String,
     pub log_format: LogFormat,
@@ -97,6 +102,8 @@ impl Default for Settings {
             digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
             token_ttl_seconds: 3600,
             nonce_ttl_seconds: 300,
+            as_probe_interval_seconds: 10,
+            as_probe_failures: 3,
             node_name: default_node_name(),
             log_format: LogFormat::Text,
         }
@@ -200,6 +207,12 @@ pub struct Overrides {
     /// Lifetime in seconds of SIP digest nonces.
     #[arg(long, global = true, env = "SWITCHBOARD_NONCE_TTL_SECONDS")]
     pub nonce_ttl_seconds: Option<String>,
+    /// Seconds between OPTIONS probes of each app server.
+    #[arg(long, global = true, env = "SWITCHBOARD_AS_PROBE_INTERVAL_SECONDS")]
+    pub as_probe_interval_seconds: Option<String>,
+    /// Unanswered probes in a row before an app server is marked down.
+    #[arg(long, global = true, env = "SWITCHBOARD_AS_PROBE_FAILURES")]
+    pub as_probe_failures: Option<String>,
     /// Node name recorded in sessions and CDRs.
     #[arg(long, global = true, env = "SWITCHBOARD_NODE_NAME")]
     pub node_name: Option<String>,
@@ -222,6 +235,8 @@ struct FileSettings {
     digest_algorithms: Option<DigestList>,
     token_ttl_seconds: Option<u64>,
     nonce_ttl_seconds: Option<u64>,
+    as_probe_interval_seconds: Option<u64>,
+    as_probe_failures: Option<u64>,
     node_name: Option<String>,
     log_format: Option<String>,
 }
@@ -349,39 +364,61 @@ impl Settings {
         ) {
             s.digest_algorithms = parse_algorithms(raw)?;
         }
-        if let Some(raw) = pick(
-            "token_ttl_seconds",
-            "SWITCHBOARD_TOKEN_TTL_SECONDS",
-            &o.token_ttl_seconds,
-            file.token_ttl_seconds.map(|v| v.to_string()),
-        ) {
-            s.token_ttl_seconds = match raw.value.parse::<u64>() {
-                Ok(v) if (60..=31_536_000).contains(&v) => v,
-                _ => {
-                    return Err(invalid(
-                        "token_ttl_seconds",
-                        raw.source_name,
-                        "must be a whole number of seconds from 60 to 31536000",
-                    ))
-                }
-            };
-        }
-        if let Some(raw) = pick(
-            "nonce_ttl_seconds",
-            "SWITCHBOARD_NONCE_TTL_SECONDS",
-            &o.nonce_ttl_seconds,
-            file.nonce_ttl_seconds.map(|v| v.to_string()),
-        ) {
-            s.nonce_ttl_seconds = match raw.value.parse::<u64>() {
-                Ok(v) if (1..=86_400).contains(&v) => v,
-                _ => {
-                    return Err(invalid(
-                        "nonce_ttl_seconds",
-                        raw.source_name,
-                        "must be a whole number of seconds from 1 to 86400",
-                    ))
-                }
-            };
+        let numbers: [(
+            &'static str,
+            &'static str,
+            &Option<String>,
+            Option<u64>,
+            RangeInclusive<u64>,
+            &mut u64,
+        ); 4] = [
+            (
+                "token_ttl_seconds",
+                "SWITCHBOARD_TOKEN_TTL_SECONDS",
+                &o.token_ttl_seconds,
+                file.token_ttl_seconds,
+                60..=31_536_000,
+                &mut s.token_ttl_seconds,
+            ),
+            (
+                "nonce_ttl_seconds",
+                "SWITCHBOARD_NONCE_TTL_SECONDS",
+                &o.nonce_ttl_seconds,
+                file.nonce_ttl_seconds,
+                1..=86_400,
+                &mut s.nonce_ttl_seconds,
+            ),
+            (
+                "as_probe_interval_seconds",
+                "SWITCHBOARD_AS_PROBE_INTERVAL_SECONDS",
+                &o.as_probe_interval_seconds,
+                file.as_probe_interval_seconds,
+                1..=3_600,
+                &mut s.as_probe_interval_seconds,
+            ),
+            (
+                "as_probe_failures",
+                "SWITCHBOARD_AS_PROBE_FAILURES",
+                &o.as_probe_failures,
+                file.as_probe_failures,
+                1..=100,
+                &mut s.as_probe_failures,
+            ),
+        ];
+        for (setting, env, cli_value, file_value, range, target) in numbers {
+            if let Some(raw) = pick(setting, env, cli_value, file_value.map(|v| v.to_string())) {
+                *target = match raw.value.parse::<u64>() {
+                    Ok(v) if range.contains(&v) => v,
+                    _ => {
+                        let problem = format!(
+                            "must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        );
+                        return Err(invalid(setting, raw.source_name, problem));
+                    }
+                };
+            }
         }
         if let Some(raw) = pick(
             "node_name",

@@ -746,6 +746,7 @@ impl Core {
             CoreTimer::Reap { session } => {
                 self.sessions.remove(&session);
             }
+            CoreTimer::Probe => self.probe_all(),
         }
     }
 

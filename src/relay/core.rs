@@ -54,6 +54,25 @@ pub enum CoreTimer {
     NoAck { session: String },
     /// An ended session may be forgotten.
     Reap { session: String },
+    /// Time to probe the app servers.
+    Probe,
+}
+
+/// App server probing.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub interval: Duration,
+    /// Unanswered probes in a row before an app server is down.
+    pub failures: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            failures: 3,
+        }
+    }
 }
 
 /// What the core needs from the rest of the node.
@@ -68,11 +87,14 @@ pub struct CoreDeps {
     pub node: String,
     pub publish: mpsc::UnboundedSender<SessionChange>,
     pub config: RelayConfig,
+    pub health: HealthConfig,
+    pub store: crate::store::Store,
 }
 
 pub struct Core {
     pub(super) d: CoreDeps,
     pub(super) sessions: SessionTable,
+    pub(super) prober: super::health::Prober,
     timers: mpsc::UnboundedSender<CoreTimer>,
     timer_rx: Option<mpsc::UnboundedReceiver<CoreTimer>>,
     local_ips: HashMap<IpAddr, IpAddr>,
@@ -84,6 +106,7 @@ impl Core {
         Self {
             d,
             sessions: SessionTable::default(),
+            prober: super::health::Prober::default(),
             timers,
             timer_rx: Some(timer_rx),
             local_ips: HashMap::new(),
@@ -100,6 +123,7 @@ impl Core {
         let Some(mut timers) = self.timer_rx.take() else {
             return;
         };
+        self.probe_all();
         loop {
             tokio::select! {
                 e = events.recv() => match e {
@@ -122,8 +146,17 @@ impl Core {
                 cancels,
             } => self.on_request(tx, message, flow, cancels),
             TuEvent::Ack { message, .. } => self.on_client_ack(&message),
-            TuEvent::Response { tx, message, .. } => self.on_response(tx, &message),
-            TuEvent::Timeout { tx } | TuEvent::TransportError { tx } => self.on_request_failed(tx),
+            TuEvent::Response { tx, message, .. } => {
+                let code = message.status();
+                if !(code.is_some_and(|c| c >= 200) && self.on_probe_answer(&tx, code)) {
+                    self.on_response(tx, &message);
+                }
+            }
+            TuEvent::Timeout { tx } | TuEvent::TransportError { tx } => {
+                if !self.on_probe_answer(&tx, None) {
+                    self.on_request_failed(tx);
+                }
+            }
             TuEvent::ServerTimeout { .. } | TuEvent::ServerTransportError { .. } => {}
         }
     }

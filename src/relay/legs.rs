@@ -252,3 +252,23 @@ pub fn client_response(
     }
     Ok(Bytes::from(b.build()))
 }
+
+/// An OPTIONS probe of an app server (RFC 3261 §11).
+pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildError> {
+    let b = MessageBuilder::request(Method::Options, uri)?
+        .header("Via", local.via(flow))?
+        .header("Max-Forwards", "70")?
+        .header(
+            "From",
+            format!(
+                "<sip:switchboard@{}>;tag={}",
+                host_port(local.addr),
+                random_tag()
+            ),
+        )?
+        .header("To", format!("<{uri}>"))?
+        .header("Call-ID", new_call_id(local))?
+        .header("CSeq", "1 OPTIONS")?
+        .header("Accept", "application/sdp")?;
+    Ok(Bytes::from(b.build(b"")))
+}

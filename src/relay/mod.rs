@@ -6,6 +6,7 @@ pub mod auth;
 pub mod b2bua;
 pub mod catalog;
 pub mod core;
+pub mod health;
 pub mod legs;
 pub mod publisher;
 pub mod registrar;

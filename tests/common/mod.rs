@@ -146,6 +146,9 @@ pub fn test_settings(database_url: &str) -> Settings {
         admin_user: Some(ADMIN_USER.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
         node_name: "test-node".into(),
+        // Tests that want probes set their own interval; others must not
+        // see OPTIONS arrive at their app servers.
+        as_probe_interval_seconds: 3600,
         ..Settings::default()
     }
 }
