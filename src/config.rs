@@ -258,6 +258,17 @@ impl DigestList {
     }
 }
 
+/// A whole-number setting: name, environment variable, flag value, file
+/// value, allowed range, and where the result goes.
+type WholeNumber<'a> = (
+    &'static str,
+    &'static str,
+    &'a Option<String>,
+    Option<u64>,
+    RangeInclusive<u64>,
+    &'a mut u64,
+);
+
 /// One raw value and where it came from.
 struct Raw {
     value: String,
@@ -364,14 +375,7 @@ impl Settings {
         ) {
             s.digest_algorithms = parse_algorithms(raw)?;
         }
-        let numbers: [(
-            &'static str,
-            &'static str,
-            &Option<String>,
-            Option<u64>,
-            RangeInclusive<u64>,
-            &mut u64,
-        ); 4] = [
+        let numbers: [WholeNumber<'_>; 4] = [
             (
                 "token_ttl_seconds",
                 "SWITCHBOARD_TOKEN_TTL_SECONDS",
