@@ -371,3 +371,26 @@ async fn stale_nonce_gets_stale_true() {
     let fresh = ua.authorize(&late, &resp, "alice", PASSWORD, &AuthOptions::default());
     assert_eq!(ua.transact(&fresh).await.status(), Some(200));
 }
+
+#[tokio::test]
+async fn password_guessing_is_cut_off_per_source() {
+    let Some((app, _)) = with_alice(Engine::Sqlite).await else {
+        return;
+    };
+    let mut guesser = SipUa::udp(app.sip).await.with_user("alice", DOMAIN);
+    for i in 0..switchboard::relay::auth::digest::MAX_FAILURES {
+        let resp = guesser
+            .register_with_auth("alice", &format!("guess-{i}"), 300)
+            .await;
+        assert_eq!(resp.status(), Some(401), "attempt {i}");
+    }
+    // Now even the right password is refused from this source.
+    let resp = guesser.register_with_auth("alice", PASSWORD, 300).await;
+    assert_eq!(resp.status(), Some(403));
+    assert_eq!(
+        resp.reason(),
+        Some(&b"Too many failed authentication attempts"[..])
+    );
+    // (Per source address: the limiter's unit test shows other sources
+    // unaffected; here every test UA shares 127.0.0.1.)
+}

@@ -304,3 +304,47 @@ impl Registrar {
 fn httpdate(t: Timestamp) -> String {
     t.0.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, expires_in_ms: i64) -> Registration {
+        let now = Timestamp::now();
+        Registration {
+            id: id.into(),
+            client_id: "c1".into(),
+            aor: "sip:alice@example.com".into(),
+            contact: format!("sip:alice@192.0.2.1:{}", 5060 + id.len()),
+            source: "192.0.2.1:5060".into(),
+            transport: "UDP".into(),
+            call_id: "call".into(),
+            cseq: 1,
+            user_agent: None,
+            node: "n".into(),
+            expires_at: Timestamp::from_millis(now.millis() + expires_in_ms),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn expired_bindings_are_dropped_and_unpublished() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let r = Registrar::new(RegistrarConfig::default(), tx);
+        r.restore(
+            vec![record("live", 60_000), record("gone", -1)],
+            "127.0.0.1:5060".parse().unwrap(),
+        );
+        assert_eq!(
+            r.lookup("c1").len(),
+            1,
+            "lookup never returns an expired binding"
+        );
+        assert_eq!(r.expire(), 1);
+        assert!(matches!(rx.try_recv(), Ok(RegistrationChange::Delete(id)) if id == "gone"));
+        assert_eq!(r.expire(), 0);
+        assert!(r.remove("live"));
+        assert!(r.lookup("c1").is_empty());
+    }
+}
