@@ -136,7 +136,10 @@ pub async fn run(
         listen: transports.udp_addr(),
         node: settings.node_name.clone(),
         publish: session_tx,
-        config: RelayConfig::default(),
+        config: RelayConfig {
+            response_timeout: std::time::Duration::from_millis(settings.as_response_timeout_ms),
+            ..RelayConfig::default()
+        },
         health: HealthConfig {
             interval: std::time::Duration::from_secs(settings.as_probe_interval_seconds),
             failures: settings.as_probe_failures,

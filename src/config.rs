@@ -59,6 +59,8 @@ pub struct Settings {
     pub as_probe_interval_seconds: u64,
     /// Probes in a row without an answer before an app server is down.
     pub as_probe_failures: u64,
+    /// Milliseconds an app server may stay silent before failover.
+    pub as_response_timeout_ms: u64,
     /// This node's name in sessions and CDRs (several nodes share one database).
     pub node_name: String,
     pub log_format: LogFormat,
@@ -104,6 +106,7 @@ impl Default for Settings {
             nonce_ttl_seconds: 300,
             as_probe_interval_seconds: 10,
             as_probe_failures: 3,
+            as_response_timeout_ms: 5000,
             node_name: default_node_name(),
             log_format: LogFormat::Text,
         }
@@ -213,6 +216,9 @@ pub struct Overrides {
     /// Unanswered probes in a row before an app server is marked down.
     #[arg(long, global = true, env = "SWITCHBOARD_AS_PROBE_FAILURES")]
     pub as_probe_failures: Option<String>,
+    /// Milliseconds an app server may stay silent before the next is tried.
+    #[arg(long, global = true, env = "SWITCHBOARD_AS_RESPONSE_TIMEOUT_MS")]
+    pub as_response_timeout_ms: Option<String>,
     /// Node name recorded in sessions and CDRs.
     #[arg(long, global = true, env = "SWITCHBOARD_NODE_NAME")]
     pub node_name: Option<String>,
@@ -237,6 +243,7 @@ struct FileSettings {
     nonce_ttl_seconds: Option<u64>,
     as_probe_interval_seconds: Option<u64>,
     as_probe_failures: Option<u64>,
+    as_response_timeout_ms: Option<u64>,
     node_name: Option<String>,
     log_format: Option<String>,
 }
@@ -375,7 +382,15 @@ impl Settings {
         ) {
             s.digest_algorithms = parse_algorithms(raw)?;
         }
-        let numbers: [WholeNumber<'_>; 4] = [
+        let numbers: [WholeNumber<'_>; 5] = [
+            (
+                "as_response_timeout_ms",
+                "SWITCHBOARD_AS_RESPONSE_TIMEOUT_MS",
+                &o.as_response_timeout_ms,
+                file.as_response_timeout_ms,
+                100..=60_000,
+                &mut s.as_response_timeout_ms,
+            ),
             (
                 "token_ttl_seconds",
                 "SWITCHBOARD_TOKEN_TTL_SECONDS",

@@ -40,7 +40,10 @@ fn every_operation_documents_auth_and_errors() {
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
             let id = op["operationId"].as_str().unwrap_or_default().to_string();
-            assert!(!id.is_empty() && operation_ids.insert(id.clone()), "{method} {path}: operationId {id:?} missing or not unique");
+            assert!(
+                !id.is_empty() && operation_ids.insert(id.clone()),
+                "{method} {path}: operationId {id:?} missing or not unique"
+            );
             let responses = op["responses"].as_object().expect("responses");
             let public = path.starts_with("/healthz")
                 || path.starts_with("/readyz")

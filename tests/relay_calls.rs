@@ -446,3 +446,61 @@ async fn admin_terminates_a_session(engine: Engine) {
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn a_dead_first_app_server_costs_the_response_timeout_only() {
+    let db = common::TestDb::new(Engine::Sqlite).await.expect("sqlite");
+    let mut settings = common::test_settings(&db.url);
+    settings.as_response_timeout_ms = 300;
+    let app = TestApp::spawn_with(db, settings).await;
+    app.create(
+        "/v1/clients",
+        json!({"username": "alice", "password": PASSWORD, "display_name": "Alice"}),
+    )
+    .await;
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut second = app_server().await;
+    let a = app
+        .create("/v1/app-servers", json!({"name": "dead", "uri": format!("sip:{}", dead.local_addr().unwrap()), "priority": 1}))
+        .await;
+    let b = app
+        .create(
+            "/v1/app-servers",
+            json!({"name": "alive", "uri": format!("sip:{}", second.local_addr()), "priority": 2}),
+        )
+        .await;
+    let service = app
+        .create(
+            "/v1/services",
+            json!({"name": "vm", "app_server_ids": [a["id"], b["id"]]}),
+        )
+        .await;
+    app.create(
+        "/v1/rules",
+        json!({"service_id": service["id"], "set": {"X-Tier": "gold"}}),
+    )
+    .await;
+
+    let mut client = SipUa::udp(app.sip).await.with_user("alice", DOMAIN);
+    let offer = sdp_offer(client.local_addr(), 4000);
+    let uri = format!("sip:voicemail@{DOMAIN}");
+    let offer2 = offer.clone();
+    let started = tokio::time::Instant::now();
+    let caller = tokio::spawn(async move {
+        let (_, resp) = client.call(&uri, &offer2, Some(("alice", PASSWORD))).await;
+        (client, resp)
+    });
+    let probe = SipUa::udp(app.sip).await;
+    answer(&mut second, &offer, &probe).await;
+    let (_client, resp) = caller.await.unwrap();
+    assert_eq!(resp.status(), Some(200));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "failover took {took:?}");
+    let mut buf = [0u8; 4096];
+    dead.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (n, _) = dead
+        .recv_from(&mut buf)
+        .expect("the dead app server was tried first");
+    assert!(buf[..n].starts_with(b"INVITE "));
+}

@@ -145,8 +145,15 @@ async fn sipp_calls_through_the_relay(engine: Engine) {
         return;
     };
     let uac = uac.wait().await;
+    if !uac.success {
+        let uas = uas.wait_at_most(Duration::from_secs(1)).await;
+        panic!(
+            "sipp UAC failed:\n{}\n\nsipp UAS:\n{}",
+            uac.report(),
+            uas.report()
+        );
+    }
     let uas = uas.wait().await;
-    assert!(uac.success, "sipp UAC:\n{}", uac.report());
     assert!(uas.success, "sipp UAS:\n{}", uas.report());
     assert!(
         uas.messages.contains("P-Asserted-Identity:")

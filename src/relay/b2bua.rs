@@ -16,6 +16,14 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The first Contact URI of a message.
+fn contact_of(msg: &Message) -> Option<String> {
+    msg.contacts().filter_map(Result::ok).find_map(|c| match c {
+        crate::sip::message::Contact::Addr(a) => Some(uri_of(&a)),
+        crate::sip::message::Contact::Star => None,
+    })
+}
+
 /// The URI of a From/To/Contact value.
 fn uri_of(na: &NameAddr<'_>) -> String {
     text(na.uri().raw())
@@ -73,14 +81,7 @@ impl Core {
             self.respond(&tx, &msg, 400, "Malformed Dialog Headers", &[]);
             return;
         };
-        let remote_target = msg
-            .contacts()
-            .filter_map(Result::ok)
-            .find_map(|c| match c {
-                crate::sip::message::Contact::Addr(a) => Some(uri_of(&a)),
-                crate::sip::message::Contact::Star => None,
-            })
-            .unwrap_or_else(|| uri_of(&from));
+        let remote_target = contact_of(&msg).unwrap_or_else(|| uri_of(&from));
         let now = Timestamp::now();
         let client_leg = ClientLeg {
             leg_id: new_id(),
@@ -218,6 +219,7 @@ impl Core {
                 remote_tag: None,
                 remote_target: None,
                 local_cseq: 1,
+                responded: false,
                 state: LegState::Calling,
                 created_at: Timestamp::now(),
                 ended_at: None,
@@ -242,6 +244,13 @@ impl Core {
                     leg: index,
                 },
             );
+            self.schedule(
+                self.d.config.response_timeout,
+                CoreTimer::Silent {
+                    session: id.to_string(),
+                    leg: index,
+                },
+            );
             return;
         }
     }
@@ -258,6 +267,13 @@ impl Core {
             }
             return;
         };
+        if let Some(leg) = self
+            .sessions
+            .get_mut(&id)
+            .and_then(|s| s.as_legs.get_mut(index))
+        {
+            leg.responded = true;
+        }
         if code == 100 {
             return;
         }
@@ -327,15 +343,22 @@ impl Core {
                         let _ = self.d.layer.send_stateless(&leg.flow, ack);
                     }
                 }
+                LegState::Failed | LegState::Cancelled => {
+                    // An AS we gave up on answered after all (§15: a
+                    // dialog nobody wants is confirmed, then ended).
+                    leg.remote_tag = msg.to_header().ok().and_then(|t| t.tag().map(text));
+                    leg.remote_target = contact_of(msg);
+                    if let Ok(ack) = legs::as_ack(&local, leg) {
+                        let _ = self.d.layer.send_stateless(&leg.flow, ack);
+                    }
+                    self.hang_up_as_leg(id, index);
+                }
                 _ => {}
             }
             return;
         }
         leg.remote_tag = msg.to_header().ok().and_then(|t| t.tag().map(text));
-        leg.remote_target = msg.contacts().filter_map(Result::ok).find_map(|c| match c {
-            crate::sip::message::Contact::Addr(a) => Some(uri_of(&a)),
-            crate::sip::message::Contact::Star => None,
-        });
+        leg.remote_target = contact_of(msg);
         if session.state != State::Proceeding {
             // Answered after we gave up (CANCEL crossed the 200): ACK, BYE.
             leg.state = LegState::Ended;
@@ -713,6 +736,16 @@ impl Core {
     pub(super) fn on_timer(&mut self, timer: CoreTimer) {
         match timer {
             CoreTimer::Ring { session, leg } => self.give_up_leg(&session, leg, "ring timeout"),
+            CoreTimer::Silent { session, leg } => {
+                let silent = self
+                    .sessions
+                    .get_mut(&session)
+                    .and_then(|s| s.as_legs.get(leg))
+                    .is_some_and(|l| !l.responded);
+                if silent {
+                    self.give_up_leg(&session, leg, "no response");
+                }
+            }
             CoreTimer::NoAck { session } => {
                 if self
                     .sessions

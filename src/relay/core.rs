@@ -29,6 +29,10 @@ pub struct RelayConfig {
     /// Longest wait for an app server's final answer (RFC 3261 §16.8
     /// Timer C, at least 3 minutes) unless the service sets a ring timeout.
     pub timer_c: Duration,
+    /// How long an app server may stay silent (not even 100 Trying) before
+    /// the next one is tried, like a proxy's fr_timer: a dead AS costs
+    /// seconds, not Timer B's 32.
+    pub response_timeout: Duration,
     /// How long a relayed 2xx waits for the client's ACK (64·T1).
     pub ack_timeout: Duration,
     /// How long an ended session still absorbs late messages.
@@ -39,6 +43,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             timer_c: Duration::from_secs(180),
+            response_timeout: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(32),
             linger: Duration::from_secs(32),
         }
@@ -50,6 +55,8 @@ impl Default for RelayConfig {
 pub enum CoreTimer {
     /// The AS on this leg did not answer in time.
     Ring { session: String, leg: usize },
+    /// The AS on this leg has not responded at all (not even 100).
+    Silent { session: String, leg: usize },
     /// The client did not ACK our 2xx.
     NoAck { session: String },
     /// An ended session may be forgotten.

@@ -67,6 +67,8 @@ pub struct AsLeg {
     pub remote_tag: Option<String>,
     pub remote_target: Option<String>,
     pub local_cseq: u32,
+    /// Any response (even 100) came: the AS is alive.
+    pub responded: bool,
     pub state: LegState,
     pub created_at: Timestamp,
     pub ended_at: Option<Timestamp>,

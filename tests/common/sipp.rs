@@ -159,8 +159,20 @@ pub struct SippProcess {
 impl SippProcess {
     /// Waits for sipp to exit, at most until the watchdog given to
     /// [`spawn_sipp`] (counted from the start) fires; then it is killed.
-    pub async fn wait(mut self) -> SippOutcome {
-        let status = match tokio::time::timeout_at(self.deadline, self.child.wait()).await {
+    pub async fn wait(self) -> SippOutcome {
+        let deadline = self.deadline;
+        self.wait_until(deadline).await
+    }
+
+    /// Like [`SippProcess::wait`], but kills sipp after `limit` at most
+    /// (to collect what a UAS saw when its peer already failed).
+    pub async fn wait_at_most(self, limit: Duration) -> SippOutcome {
+        let deadline = self.deadline.min(tokio::time::Instant::now() + limit);
+        self.wait_until(deadline).await
+    }
+
+    async fn wait_until(mut self, deadline: tokio::time::Instant) -> SippOutcome {
+        let status = match tokio::time::timeout_at(deadline, self.child.wait()).await {
             Ok(s) => Some(s.expect("sipp exit status")),
             Err(_) => {
                 let _ = self.child.kill().await;
