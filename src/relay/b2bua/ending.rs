@@ -1,0 +1,168 @@
+//! How sessions end and what is published about them.
+
+use super::*;
+
+impl Core {
+    /// Ends a session that never got a 2xx: the client gets `code`.
+    pub(in crate::relay) fn fail(&mut self, id: &str, code: u16, reason: &str, why: &str) {
+        self.relay_to_client(id, code, reason, None);
+        self.end(id, why, Some(code));
+    }
+
+    /// Marks a session ended, publishes it, and forgets it later.
+    pub(in crate::relay) fn end(&mut self, id: &str, why: &str, final_status: Option<u16>) {
+        let node = self.d.node.clone();
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
+        if session.state == State::Ended {
+            return;
+        }
+        session.state = State::Ended;
+        session.ended_at = Some(Timestamp::now());
+        session.end_reason = Some(why.to_string());
+        if let Some(code) = final_status {
+            session.final_status = Some(code);
+        }
+        let record = session.record(&node);
+        let client = session
+            .client
+            .as_ref()
+            .map(|c| (c.id.clone(), c.username.clone()));
+        let client_leg = session.client_leg_record();
+        tracing::info!(
+            session = %id,
+            client = client.as_ref().map(|c| c.1.as_str()).unwrap_or("-"),
+            service = %record.service_id.as_deref().unwrap_or("-"),
+            app_server = %record.app_server_id.as_deref().unwrap_or("-"),
+            outcome = why,
+            status = record.final_status.unwrap_or_default(),
+            duration_ms = record.duration_ms.unwrap_or_default(),
+            "session ended"
+        );
+        if let Some((client_id, _)) = client {
+            self.sessions.release_client_slot(&client_id);
+        }
+        self.publish(SessionChange::Session(Box::new(record)));
+        self.publish(SessionChange::Leg(Box::new(client_leg)));
+        self.event(id, "ended", Some(why.to_string()));
+        self.schedule(
+            self.d.config.linger,
+            CoreTimer::Reap {
+                session: id.to_string(),
+            },
+        );
+    }
+
+    /// Ends a live session from outside the dialogs (admin).
+    pub(in crate::relay) fn terminate(&mut self, id: &str, why: &str) -> bool {
+        let Some(state) = self.sessions.get_mut(id).map(|s| s.state) else {
+            return false;
+        };
+        match state {
+            State::Ended => false,
+            State::Proceeding => {
+                self.cancel_pending(id);
+                self.fail(id, 487, "Request Terminated", why);
+                true
+            }
+            State::Answered | State::Established => {
+                let legs: Vec<usize> = self
+                    .sessions
+                    .get_mut(id)
+                    .map(|s| {
+                        s.as_legs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, l)| {
+                                matches!(l.state, LegState::Answered | LegState::Acked)
+                            })
+                            .map(|(i, _)| i)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for index in legs {
+                    self.hang_up_as_leg(id, index);
+                }
+                self.hang_up_client(id);
+                self.end(id, why, None);
+                true
+            }
+        }
+    }
+
+    pub(in crate::relay) fn on_timer(&mut self, timer: CoreTimer) {
+        match timer {
+            CoreTimer::Ring { session, leg } => self.give_up_leg(&session, leg, "ring timeout"),
+            CoreTimer::Silent { session, leg } => {
+                let silent = self
+                    .sessions
+                    .get_mut(&session)
+                    .and_then(|s| s.as_legs.get(leg))
+                    .is_some_and(|l| !l.responded);
+                if silent {
+                    self.give_up_leg(&session, leg, "no response");
+                }
+            }
+            CoreTimer::NoAck { session } => {
+                if self
+                    .sessions
+                    .get_mut(&session)
+                    .is_some_and(|s| s.state == State::Answered)
+                {
+                    // RFC 3261 §13.3.1.4: no ACK, so the dialog is ended with BYE.
+                    let index = self
+                        .sessions
+                        .get_mut(&session)
+                        .and_then(|s| s.as_legs.iter().position(|l| l.state == LegState::Answered));
+                    if let Some(index) = index {
+                        let flow = self
+                            .sessions
+                            .get_mut(&session)
+                            .map(|s| s.as_legs[index].flow);
+                        if let Some(flow) = flow {
+                            let local = self.local_for(&flow);
+                            if let Some(s) = self.sessions.get_mut(&session) {
+                                if let Ok(ack) = legs::as_ack(&local, &s.as_legs[index]) {
+                                    let _ = self.d.layer.send_stateless(&flow, ack);
+                                }
+                            }
+                        }
+                        self.hang_up_as_leg(&session, index);
+                    }
+                    self.hang_up_client(&session);
+                    self.end(&session, "no_ack", None);
+                }
+            }
+            CoreTimer::Reap { session } => {
+                self.sessions.remove(&session);
+            }
+            CoreTimer::Probe => self.probe_all(),
+        }
+    }
+
+    pub(in crate::relay) fn publish(&self, change: SessionChange) {
+        let _ = self.d.publish.send(change);
+    }
+
+    pub(in crate::relay) fn publish_session(&self, s: &Session) {
+        self.publish(SessionChange::Session(Box::new(s.record(&self.d.node))));
+    }
+
+    pub(in crate::relay) fn publish_by_id(&mut self, id: &str) {
+        let node = self.d.node.clone();
+        if let Some(s) = self.sessions.get_mut(id) {
+            let record = s.record(&node);
+            self.publish(SessionChange::Session(Box::new(record)));
+        }
+    }
+
+    pub(in crate::relay) fn event(&self, id: &str, kind: &str, detail: Option<String>) {
+        self.publish(SessionChange::Event {
+            session_id: id.to_string(),
+            at: Timestamp::now(),
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+}

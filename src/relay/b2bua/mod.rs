@@ -1,0 +1,35 @@
+//! The call flow of SPEC §2: reception, authentication, search, inquiry,
+//! response relay, confirmation, and the ways a session ends.
+
+mod answers;
+mod dialogs;
+mod ending;
+mod inbound;
+
+use super::core::{Core, CoreTimer};
+use super::legs::{self, Inquiry};
+use super::request_view::RequestContext;
+use super::session::{AsLeg, ClientLeg, LegState, Session, State};
+use super::table::Purpose;
+use crate::sip::message::{parse_datagram, Limits, Message, Method, NameAddr};
+use crate::sip::transaction::{ClientTxId, ServerTxId};
+use crate::sip::transport::Flow;
+use crate::store::sessions::SessionChange;
+use crate::store::{new_id, Timestamp};
+
+pub(super) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The first Contact URI of a message.
+pub(super) fn contact_of(msg: &Message) -> Option<String> {
+    msg.contacts().filter_map(Result::ok).find_map(|c| match c {
+        crate::sip::message::Contact::Addr(a) => Some(uri_of(&a)),
+        crate::sip::message::Contact::Star => None,
+    })
+}
+
+/// The URI of a From/To/Contact value.
+pub(super) fn uri_of(na: &NameAddr<'_>) -> String {
+    text(na.uri().raw())
+}
