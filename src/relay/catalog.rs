@@ -3,7 +3,7 @@
 //! configuration changes and swapped in whole, so the SIP path reads a
 //! consistent snapshot and never waits on the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -33,7 +33,7 @@ pub struct Catalog {
     pub targets: HashMap<String, Target>,
     /// SIP addresses of app servers: requests from them are not challenged.
     /// The port counts, so a client on the AS's host is still challenged.
-    pub trusted: HashSet<SocketAddr>,
+    pub trusted: HashMap<SocketAddr, String>,
     pub clients_by_username: HashMap<String, Client>,
 }
 
@@ -97,7 +97,7 @@ impl Catalog {
                 }
             }
         }
-        let trusted = targets.values().map(|t| t.addr).collect();
+        let trusted = targets.iter().map(|(id, t)| (t.addr, id.clone())).collect();
         let clients_by_username = store
             .all_clients()
             .await?

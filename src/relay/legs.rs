@@ -60,12 +60,14 @@ pub struct Inquiry<'a> {
     pub local_tag: &'a str,
     pub max_forwards: u8,
     pub asserted_identity: Option<&'a str>,
-    pub session_id: &'a str,
+    /// The `X-Switchboard-Session` header (towards app servers only).
+    pub session_id: Option<&'a str>,
     pub attributes: &'a [(String, String)],
 }
 
-/// The INVITE to an app server (SPEC §2 step 4): the client's SDP, the
-/// identity we assert and the session id, plus the rule's attributes.
+/// The INVITE of an outbound leg. To an app server (SPEC §2 step 4): the
+/// client's SDP, the identity we assert and the session id, plus the rule's
+/// attributes; to a client contact: the app server's SDP.
 pub fn as_invite(
     local: &Local,
     flow: &Flow,
@@ -83,7 +85,9 @@ pub fn as_invite(
     if let Some(pai) = inq.asserted_identity {
         b = b.header("P-Asserted-Identity", pai)?;
     }
-    b = b.header("X-Switchboard-Session", inq.session_id)?;
+    if let Some(id) = inq.session_id {
+        b = b.header("X-Switchboard-Session", id)?;
+    }
     for (name, value) in inq.attributes {
         b = b.header(name, value)?;
     }

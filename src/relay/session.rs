@@ -31,7 +31,19 @@ impl State {
     }
 }
 
-/// The dialog with the client: Switchboard is the UAS.
+/// Who started the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A client asked for a service: the inbound leg is the client's, the
+    /// outbound legs go to app servers.
+    FromClient,
+    /// An app server called a registered client: the inbound leg is the
+    /// app server's, the outbound legs go to the client's contacts.
+    FromAppServer,
+}
+
+/// The inbound dialog (Switchboard is the UAS): the client's, or for an
+/// AS-initiated session the app server's.
 #[derive(Debug)]
 pub struct ClientLeg {
     pub leg_id: String,
@@ -52,11 +64,13 @@ pub struct ClientLeg {
     pub final_response: Option<bytes::Bytes>,
 }
 
-/// One inquiry of an app server: Switchboard is the UAC.
+/// One outbound dialog (Switchboard is the UAC): an inquiry of an app
+/// server, or for an AS-initiated session a call to one client contact.
 #[derive(Debug)]
 pub struct AsLeg {
     pub leg_id: String,
-    pub app_server_id: String,
+    /// The app server called (none when the leg goes to a client).
+    pub app_server_id: Option<String>,
     pub flow: Flow,
     /// Our INVITE to the AS (kept for CANCEL and ACK).
     pub invite: Message,
@@ -90,9 +104,15 @@ pub struct Session {
     pub id: String,
     pub request_id: String,
     pub state: State,
+    pub direction: Direction,
     pub client: Option<Arc<Client>>,
-    pub service_id: String,
-    pub rule_id: String,
+    pub service_id: Option<String>,
+    pub rule_id: Option<String>,
+    /// The app server that started an AS-initiated session.
+    pub origin_app_server: Option<String>,
+    /// The best final failure so far (RFC 3261 §16.7), relayed when no
+    /// outbound leg succeeds.
+    pub best_failure: Option<(u16, String)>,
     /// Headers from the rule's `set`.
     pub attributes: Vec<(String, String)>,
     pub client_leg: ClientLeg,
@@ -124,20 +144,69 @@ impl Session {
         }
     }
 
+    /// Keeps the better of two final failures (RFC 3261 §16.7: a 6xx wins,
+    /// then 4xx before 5xx; the first of a class stays).
+    pub fn note_failure(&mut self, code: u16, reason: &str) {
+        fn rank(code: u16) -> u8 {
+            match code {
+                600..=699 => 0,
+                400..=499 => 1,
+                500..=599 => 2,
+                _ => 3,
+            }
+        }
+        if self
+            .best_failure
+            .as_ref()
+            .is_none_or(|(best, _)| rank(code) < rank(*best))
+        {
+            self.best_failure = Some((code, reason.to_string()));
+        }
+    }
+
+    /// Outbound legs still waiting for a final answer.
+    pub fn pending_legs(&self) -> usize {
+        self.as_legs
+            .iter()
+            .filter(|l| matches!(l.state, LegState::Calling | LegState::Early))
+            .count()
+    }
+
+    /// End reason of a BYE that came on the inbound (true) or an outbound
+    /// leg.
+    pub fn bye_reason(&self, inbound: bool) -> &'static str {
+        match (self.direction, inbound) {
+            (Direction::FromClient, true) | (Direction::FromAppServer, false) => "client_bye",
+            _ => "as_bye",
+        }
+    }
+
     pub fn record(&self, node: &str) -> SessionRecord {
         let active = self.active_leg();
+        let (app_server_id, client_call_id, as_call_id) = match self.direction {
+            Direction::FromClient => (
+                active.and_then(|l| l.app_server_id.clone()),
+                self.client_leg.call_id.clone(),
+                active.map(|l| l.call_id.clone()),
+            ),
+            Direction::FromAppServer => (
+                self.origin_app_server.clone(),
+                active.map(|l| l.call_id.clone()).unwrap_or_default(),
+                Some(self.client_leg.call_id.clone()),
+            ),
+        };
         SessionRecord {
             id: self.id.clone(),
             request_id: self.request_id.clone(),
             state: self.state.as_str().into(),
             client_id: self.client.as_ref().map(|c| c.id.clone()),
-            service_id: Some(self.service_id.clone()),
-            rule_id: Some(self.rule_id.clone()),
-            app_server_id: active.map(|l| l.app_server_id.clone()),
+            service_id: self.service_id.clone(),
+            rule_id: self.rule_id.clone(),
+            app_server_id,
             caller_uri: self.caller_uri.clone(),
             callee_uri: self.callee_uri.clone(),
-            client_call_id: self.client_leg.call_id.clone(),
-            as_call_id: active.map(|l| l.call_id.clone()),
+            client_call_id,
+            as_call_id,
             node: node.to_string(),
             created_at: self.created_at,
             answered_at: self.answered_at,
@@ -153,8 +222,11 @@ impl Session {
         LegRecord {
             id: c.leg_id.clone(),
             session_id: self.id.clone(),
-            kind: "client".into(),
-            app_server_id: None,
+            kind: match self.direction {
+                Direction::FromClient => "client".into(),
+                Direction::FromAppServer => "as".into(),
+            },
+            app_server_id: self.origin_app_server.clone(),
             call_id: c.call_id.clone(),
             local_tag: Some(c.local_tag.clone()),
             remote_tag: Some(c.remote_tag.clone()),
@@ -168,8 +240,11 @@ impl Session {
         LegRecord {
             id: leg.leg_id.clone(),
             session_id: self.id.clone(),
-            kind: "as".into(),
-            app_server_id: Some(leg.app_server_id.clone()),
+            kind: match self.direction {
+                Direction::FromClient => "as".into(),
+                Direction::FromAppServer => "client".into(),
+            },
+            app_server_id: leg.app_server_id.clone(),
             call_id: leg.call_id.clone(),
             local_tag: Some(leg.local_tag.clone()),
             remote_tag: leg.remote_tag.clone(),

@@ -46,6 +46,10 @@ impl SessionTable {
         self.sessions.insert(id, s);
     }
 
+    pub fn service_of(&self, id: &str) -> Option<String> {
+        self.sessions.get(id).and_then(|s| s.service_id.clone())
+    }
+
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Session> {
         self.sessions.get_mut(id)
     }

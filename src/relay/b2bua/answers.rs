@@ -58,12 +58,7 @@ impl Core {
         self.publish(SessionChange::Leg(Box::new(record)));
         let reason = text(msg.reason().unwrap_or(b"Failed"));
         self.event(&id, "as_rejected", Some(format!("{code} {reason}")));
-        // Failover (SPEC §2): the next AS on 408 or 5xx.
-        if code == 408 || (500..600).contains(&code) {
-            self.inquire_next(&id, Some((code, reason)));
-        } else {
-            self.fail(&id, code, &reason, "rejected");
-        }
+        self.after_leg_failure(&id, code, &reason);
     }
 
     /// A 2xx from an AS: relayed once, retransmissions re-send our 2xx (or
@@ -146,6 +141,8 @@ impl Core {
         self.publish(SessionChange::Leg(Box::new(record)));
         self.publish_by_id(id);
         self.event(id, "answered", Some(format!("{code} {reason}")));
+        // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
+        self.cancel_pending(id);
         self.schedule(
             self.d.config.ack_timeout,
             CoreTimer::NoAck {
@@ -225,6 +222,30 @@ impl Core {
         let record = session.as_leg_record(&session.as_legs[index]);
         self.publish(SessionChange::Leg(Box::new(record)));
         self.event(id, "as_timeout", Some(why.to_string()));
-        self.inquire_next(id, Some((408, "Request Timeout".into())));
+        self.after_leg_failure(id, 408, "Request Timeout");
+    }
+
+    /// An outbound leg failed with `code`: other legs still pending are
+    /// waited for; then the next app server (failover on 408 and 5xx, SPEC
+    /// §2), or the best failure to the client (RFC 3261 §16.7).
+    fn after_leg_failure(&mut self, id: &str, code: u16, reason: &str) {
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
+        session.note_failure(code, reason);
+        if session.pending_legs() > 0 {
+            return;
+        }
+        let failover = code == 408 || (500..600).contains(&code);
+        if failover && !session.candidates.is_empty() {
+            self.inquire_next(id);
+            return;
+        }
+        let (code, reason) = session
+            .best_failure
+            .clone()
+            .unwrap_or((code, reason.to_string()));
+        let why = if failover { "as_failure" } else { "rejected" };
+        self.fail(id, code, &reason, why);
     }
 }

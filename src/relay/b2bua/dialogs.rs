@@ -81,11 +81,19 @@ impl Core {
                 }) {
                     self.hang_up_as_leg(&id, index);
                 }
-                self.end(&id, "client_bye", None);
+                let why = self
+                    .sessions
+                    .get_mut(&id)
+                    .map_or("client_bye", |s| s.bye_reason(true));
+                self.end(&id, why, None);
             }
             Some(_) => {
                 self.hang_up_client(&id);
-                self.end(&id, "as_bye", None);
+                let why = self
+                    .sessions
+                    .get_mut(&id)
+                    .map_or("as_bye", |s| s.bye_reason(false));
+                self.end(&id, why, None);
             }
         }
     }
