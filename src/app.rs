@@ -138,6 +138,7 @@ pub async fn run(
         publish: session_tx,
         config: RelayConfig {
             response_timeout: std::time::Duration::from_millis(settings.as_response_timeout_ms),
+            min_session_expires: u32::try_from(settings.session_min_se_seconds).unwrap_or(90),
             ..RelayConfig::default()
         },
         health: HealthConfig {

@@ -61,6 +61,8 @@ pub struct Settings {
     pub as_probe_failures: u64,
     /// Milliseconds an app server may stay silent before failover.
     pub as_response_timeout_ms: u64,
+    /// Smallest Session-Expires accepted (RFC 4028 Min-SE; 90 there).
+    pub session_min_se_seconds: u64,
     /// This node's name in sessions and CDRs (several nodes share one database).
     pub node_name: String,
     pub log_format: LogFormat,
@@ -107,6 +109,7 @@ impl Default for Settings {
             as_probe_interval_seconds: 10,
             as_probe_failures: 3,
             as_response_timeout_ms: 5000,
+            session_min_se_seconds: 90,
             node_name: default_node_name(),
             log_format: LogFormat::Text,
         }
@@ -219,6 +222,9 @@ pub struct Overrides {
     /// Milliseconds an app server may stay silent before the next is tried.
     #[arg(long, global = true, env = "SWITCHBOARD_AS_RESPONSE_TIMEOUT_MS")]
     pub as_response_timeout_ms: Option<String>,
+    /// Smallest session timer interval accepted (RFC 4028 says 90).
+    #[arg(long, global = true, env = "SWITCHBOARD_SESSION_MIN_SE_SECONDS")]
+    pub session_min_se_seconds: Option<String>,
     /// Node name recorded in sessions and CDRs.
     #[arg(long, global = true, env = "SWITCHBOARD_NODE_NAME")]
     pub node_name: Option<String>,
@@ -244,6 +250,7 @@ struct FileSettings {
     as_probe_interval_seconds: Option<u64>,
     as_probe_failures: Option<u64>,
     as_response_timeout_ms: Option<u64>,
+    session_min_se_seconds: Option<u64>,
     node_name: Option<String>,
     log_format: Option<String>,
 }
@@ -382,7 +389,15 @@ impl Settings {
         ) {
             s.digest_algorithms = parse_algorithms(raw)?;
         }
-        let numbers: [WholeNumber<'_>; 5] = [
+        let numbers: [WholeNumber<'_>; 6] = [
+            (
+                "session_min_se_seconds",
+                "SWITCHBOARD_SESSION_MIN_SE_SECONDS",
+                &o.session_min_se_seconds,
+                file.session_min_se_seconds,
+                1..=86_400,
+                &mut s.session_min_se_seconds,
+            ),
             (
                 "as_response_timeout_ms",
                 "SWITCHBOARD_AS_RESPONSE_TIMEOUT_MS",

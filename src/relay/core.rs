@@ -33,6 +33,8 @@ pub struct RelayConfig {
     /// the next one is tried, like a proxy's fr_timer: a dead AS costs
     /// seconds, not Timer B's 32.
     pub response_timeout: Duration,
+    /// Smallest Session-Expires accepted (RFC 4028 Min-SE, 90 s).
+    pub min_session_expires: u32,
     /// How long a relayed 2xx waits for the client's ACK (64·T1).
     pub ack_timeout: Duration,
     /// How long an ended session still absorbs late messages.
@@ -44,6 +46,7 @@ impl Default for RelayConfig {
         Self {
             timer_c: Duration::from_secs(180),
             response_timeout: Duration::from_secs(5),
+            min_session_expires: 90,
             ack_timeout: Duration::from_secs(32),
             linger: Duration::from_secs(32),
         }
@@ -63,6 +66,18 @@ pub enum CoreTimer {
     Reap { session: String },
     /// Time to probe the app servers.
     Probe,
+    /// A side's session timer ran out unless refreshed since.
+    Expiry {
+        session: String,
+        inbound: bool,
+        generation: u64,
+    },
+    /// Time for Switchboard to refresh a side's session.
+    Refresh {
+        session: String,
+        inbound: bool,
+        generation: u64,
+    },
 }
 
 /// App server probing.
@@ -102,6 +117,7 @@ pub struct Core {
     pub(super) d: CoreDeps,
     pub(super) sessions: SessionTable,
     pub(super) prober: super::health::Prober,
+    pub(super) midcall: HashMap<ServerTxId, super::b2bua::Midcall>,
     timers: mpsc::UnboundedSender<CoreTimer>,
     timer_rx: Option<mpsc::UnboundedReceiver<CoreTimer>>,
     local_ips: HashMap<IpAddr, IpAddr>,
@@ -114,6 +130,7 @@ impl Core {
             d,
             sessions: SessionTable::default(),
             prober: super::health::Prober::default(),
+            midcall: HashMap::new(),
             timers,
             timer_rx: Some(timer_rx),
             local_ips: HashMap::new(),
@@ -196,9 +213,7 @@ impl Core {
             Some(Method::Ack) => {}
             // In-dialog requests the relay does not change yet, and
             // requests for dialogs this node does not hold (§12.2.2).
-            _ if has_to_tag && self.find_dialog(&msg).is_some() => {
-                self.respond(&tx, &msg, 501, "Not Implemented In Dialog", &[])
-            }
+            _ if has_to_tag && self.find_dialog(&msg).is_some() => self.on_in_dialog(tx, msg),
             _ => self.respond(&tx, &msg, 481, "Call/Transaction Does Not Exist", &[]),
         }
     }

@@ -63,6 +63,8 @@ pub struct Inquiry<'a> {
     /// The `X-Switchboard-Session` header (towards app servers only).
     pub session_id: Option<&'a str>,
     pub attributes: &'a [(String, String)],
+    pub session_expires: u32,
+    pub min_session_expires: u32,
 }
 
 /// The INVITE of an outbound leg. To an app server (SPEC §2 step 4): the
@@ -95,6 +97,14 @@ pub fn as_invite(
         "Allow",
         "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY",
     )?;
+    // RFC 4028: we support session timers and ask the peer to refresh.
+    b = b
+        .header("Supported", "timer")?
+        .header(
+            "Session-Expires",
+            format!("{};refresher=uas", inq.session_expires),
+        )?
+        .header("Min-SE", inq.min_session_expires.to_string())?;
     let body = client_invite.body();
     if !body.is_empty() {
         if let Some(ct) = client_invite.get(HeaderName::ContentType) {
@@ -117,22 +127,6 @@ fn as_dialog(leg: &AsLeg) -> Option<AsDialog<'_>> {
     })
 }
 
-/// ACK for the AS's 2xx (RFC 3261 §13.2.2.4): a new transaction to the
-/// remote target, same CSeq number as the INVITE.
-pub fn as_ack(local: &Local, leg: &AsLeg) -> Result<Bytes, BuildError> {
-    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
-    let target = leg.remote_target.as_deref().unwrap_or(&leg.request_uri);
-    let to = with_tag(d.to, leg.remote_tag.as_deref());
-    let b = MessageBuilder::request(Method::Ack, target)?
-        .header("Via", local.via(&leg.flow))?
-        .header("Max-Forwards", "70")?
-        .header("From", d.from)?
-        .header("To", to)?
-        .header("Call-ID", &leg.call_id)?
-        .header("CSeq", "1 ACK")?;
-    Ok(Bytes::from(b.build(b"")))
-}
-
 /// CANCEL of the AS INVITE (§9.1): same Request-URI, top Via branch, From,
 /// To (no tag) and Call-ID as the INVITE.
 pub fn as_cancel(leg: &AsLeg) -> Result<Bytes, BuildError> {
@@ -151,67 +145,104 @@ pub fn as_cancel(leg: &AsLeg) -> Result<Bytes, BuildError> {
     Ok(Bytes::from(b.build(b"")))
 }
 
-/// An in-dialog request on the AS leg (BYE).
-pub fn as_in_dialog(
-    local: &Local,
-    leg: &mut AsLeg,
-    method: Method<'_>,
-    extra: &[(&str, String)],
-) -> Result<Bytes, BuildError> {
-    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
-    let target = leg
-        .remote_target
-        .clone()
-        .unwrap_or_else(|| leg.request_uri.clone());
-    let to = with_tag(d.to, leg.remote_tag.as_deref());
-    let from = d.from.to_vec();
-    leg.local_cseq += 1;
-    let mut b = MessageBuilder::request(method, target)?
-        .header("Via", local.via(&leg.flow))?
-        .header("Max-Forwards", "70")?
-        .header("From", from)?
-        .header("To", to)?
-        .header("Call-ID", &leg.call_id)?
-        .header("CSeq", format!("{} {}", leg.local_cseq, method.as_str()))?;
-    for (name, value) in extra {
-        b = b.header(name, value)?;
-    }
-    Ok(Bytes::from(b.build(b"")))
+/// A request inside a dialog: the remote target, our From with our tag,
+/// their To with theirs, the dialog's Call-ID.
+struct DialogView<'a> {
+    target: &'a str,
+    from: Vec<u8>,
+    to: Vec<u8>,
+    call_id: &'a str,
+    flow: &'a Flow,
 }
 
-/// An in-dialog request to the client (BYE): From is the client's To with
-/// our tag, To is the client's From, sent to the client's Contact over the
-/// flow the client used.
-pub fn client_in_dialog(
-    local: &Local,
-    leg: &mut ClientLeg,
-    method: Method<'_>,
-    extra: &[(&str, String)],
-) -> Result<Bytes, BuildError> {
-    let inv = &leg.invite;
-    let from = with_tag(
-        inv.get(HeaderName::To)
-            .ok_or(BuildError::InvalidHeaderValue)?
-            .value,
-        Some(&leg.local_tag),
-    );
-    let to = inv
-        .get(HeaderName::From)
-        .ok_or(BuildError::InvalidHeaderValue)?
-        .value
-        .to_vec();
-    leg.local_cseq += 1;
-    let mut b = MessageBuilder::request(method, &leg.remote_target)?
-        .header("Via", local.via(&leg.flow))?
+/// What goes into an in-dialog request besides the dialog.
+pub struct InDialog<'a> {
+    pub method: Method<'a>,
+    /// The CSeq number; ACK reuses its INVITE's (§13.2.2.4).
+    pub cseq: u32,
+    pub headers: &'a [(&'a str, String)],
+    pub body: Option<(&'a str, &'a [u8])>,
+}
+
+impl<'a> InDialog<'a> {
+    pub fn bare(method: Method<'a>, cseq: u32) -> Self {
+        Self {
+            method,
+            cseq,
+            headers: &[],
+            body: None,
+        }
+    }
+}
+
+fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Bytes, BuildError> {
+    let mut b = MessageBuilder::request(r.method, d.target)?
+        .header("Via", local.via(d.flow))?
         .header("Max-Forwards", "70")?
-        .header("From", from)?
-        .header("To", to)?
-        .header("Call-ID", &leg.call_id)?
-        .header("CSeq", format!("{} {}", leg.local_cseq, method.as_str()))?;
-    for (name, value) in extra {
+        .header("From", d.from)?
+        .header("To", d.to)?
+        .header("Call-ID", d.call_id)?
+        .header("CSeq", format!("{} {}", r.cseq, r.method.as_str()))?;
+    if matches!(r.method, Method::Invite | Method::Update) {
+        b = b.header("Contact", local.contact(d.flow))?;
+    }
+    for (name, value) in r.headers {
         b = b.header(name, value)?;
     }
-    Ok(Bytes::from(b.build(b"")))
+    let body = match r.body {
+        Some((ct, body)) if !body.is_empty() => {
+            b = b.header("Content-Type", ct)?;
+            body
+        }
+        _ => &b""[..],
+    };
+    Ok(Bytes::from(b.build(body)))
+}
+
+/// A request on an AS leg (ACK, BYE, re-INVITE, UPDATE, INFO …).
+pub fn as_request(local: &Local, leg: &AsLeg, r: &InDialog<'_>) -> Result<Bytes, BuildError> {
+    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
+    let view = DialogView {
+        target: leg.remote_target.as_deref().unwrap_or(&leg.request_uri),
+        from: d.from.to_vec(),
+        to: with_tag(d.to, leg.remote_tag.as_deref()),
+        call_id: &leg.call_id,
+        flow: &leg.flow,
+    };
+    in_dialog(local, view, r)
+}
+
+/// ACK for the AS's 2xx to the first INVITE (RFC 3261 §13.2.2.4).
+pub fn as_ack(local: &Local, leg: &AsLeg) -> Result<Bytes, BuildError> {
+    as_request(local, leg, &InDialog::bare(Method::Ack, 1))
+}
+
+/// A request to the client on the inbound leg: From is the client's To
+/// with our tag, To is the client's From, sent to the client's Contact
+/// over the flow the client used.
+pub fn client_request(
+    local: &Local,
+    leg: &ClientLeg,
+    r: &InDialog<'_>,
+) -> Result<Bytes, BuildError> {
+    let inv = &leg.invite;
+    let view = DialogView {
+        target: &leg.remote_target,
+        from: with_tag(
+            inv.get(HeaderName::To)
+                .ok_or(BuildError::InvalidHeaderValue)?
+                .value,
+            Some(&leg.local_tag),
+        ),
+        to: inv
+            .get(HeaderName::From)
+            .ok_or(BuildError::InvalidHeaderValue)?
+            .value
+            .to_vec(),
+        call_id: &leg.call_id,
+        flow: &leg.flow,
+    };
+    in_dialog(local, view, r)
 }
 
 /// `value` with `;tag=…` appended unless it has one.
@@ -237,10 +268,14 @@ pub fn client_response(
     code: u16,
     reason: &str,
     answer: Option<&Message>,
+    extra: &[(&'static str, String)],
 ) -> Result<Bytes, BuildError> {
     let mut b = leg.invite.reply(code, reason)?.to_tag(&leg.local_tag);
     if (101..300).contains(&code) {
         b = b.header("Contact", local.contact(&leg.flow))?;
+    }
+    for (name, value) in extra {
+        b = b.header(name, value)?;
     }
     let (ct, body) = match answer {
         Some(a) if !a.body().is_empty() => (

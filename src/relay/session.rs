@@ -99,6 +99,17 @@ pub enum LegState {
     Ended,
 }
 
+/// A negotiated session timer on one leg (RFC 4028).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegTimer {
+    /// Session-Expires, in seconds.
+    pub interval: u32,
+    /// Switchboard sends the refreshes (else the peer must).
+    pub we_refresh: bool,
+    /// Bumped at each refresh, so stale expiry timers are ignored.
+    pub generation: u64,
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub id: String,
@@ -113,6 +124,8 @@ pub struct Session {
     /// The best final failure so far (RFC 3261 §16.7), relayed when no
     /// outbound leg succeeds.
     pub best_failure: Option<(u16, String)>,
+    /// Session timers of the inbound [0] and the answering outbound [1] leg.
+    pub timers: [Option<LegTimer>; 2],
     /// Headers from the rule's `set`.
     pub attributes: Vec<(String, String)>,
     pub client_leg: ClientLeg,

@@ -11,8 +11,10 @@ use crate::sip::transaction::{ClientTxId, ServerTxId};
 pub enum Purpose {
     /// The inquiry INVITE on AS leg n.
     AsInvite(usize),
-    /// A BYE or CANCEL we sent; its answer only closes it.
+    /// A BYE, CANCEL or refresh we sent; its answer only closes it.
     Closing,
+    /// A copy of the in-dialog request of this server transaction.
+    Relay(ServerTxId),
 }
 
 #[derive(Default)]

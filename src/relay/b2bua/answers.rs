@@ -10,11 +10,18 @@ impl Core {
             return;
         };
         let Some(code) = msg.status() else { return };
-        let Purpose::AsInvite(index) = purpose else {
-            if code >= 200 {
-                self.sessions.forget_tx(&tx);
+        let index = match purpose {
+            Purpose::AsInvite(index) => index,
+            Purpose::Relay(server) => {
+                self.on_relayed_response(tx, server, Some(msg));
+                return;
             }
-            return;
+            Purpose::Closing => {
+                if code >= 200 {
+                    self.sessions.forget_tx(&tx);
+                }
+                return;
+            }
         };
         if let Some(leg) = self
             .sessions
@@ -126,7 +133,25 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        match legs::client_response(&client_local, &session.client_leg, code, &reason, Some(msg)) {
+        // Session timers (RFC 4028), each leg on its own.
+        let inbound_timer = Core::inbound_timer(&session.client_leg.invite);
+        let outbound_timer = Core::outbound_timer(msg);
+        let timer_headers: Vec<(&'static str, String)> = inbound_timer
+            .map(|t| {
+                vec![
+                    ("Session-Expires", format!("{};refresher=uac", t.interval)),
+                    ("Require", "timer".to_string()),
+                ]
+            })
+            .unwrap_or_default();
+        match legs::client_response(
+            &client_local,
+            &session.client_leg,
+            code,
+            &reason,
+            Some(msg),
+            &timer_headers,
+        ) {
             Ok(bytes) => {
                 session.client_leg.final_response = Some(bytes.clone());
                 self.d
@@ -143,6 +168,7 @@ impl Core {
         self.event(id, "answered", Some(format!("{code} {reason}")));
         // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
         self.cancel_pending(id);
+        self.start_timers(id, inbound_timer, outbound_timer);
         self.schedule(
             self.d.config.ack_timeout,
             CoreTimer::NoAck {
@@ -171,7 +197,7 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        match legs::client_response(&local, &session.client_leg, code, reason, answer) {
+        match legs::client_response(&local, &session.client_leg, code, reason, answer, &[]) {
             Ok(bytes) => self
                 .d
                 .layer
@@ -185,9 +211,13 @@ impl Core {
         let Some((id, purpose)) = self.sessions.tx(&tx) else {
             return;
         };
-        self.sessions.forget_tx(&tx);
-        if let Purpose::AsInvite(index) = purpose {
-            self.give_up_leg(&id, index, "timeout");
+        match purpose {
+            Purpose::AsInvite(index) => {
+                self.sessions.forget_tx(&tx);
+                self.give_up_leg(&id, index, "timeout");
+            }
+            Purpose::Relay(server) => self.on_relayed_response(tx, server, None),
+            Purpose::Closing => self.sessions.forget_tx(&tx),
         }
     }
 

@@ -160,9 +160,14 @@ impl Core {
         let leg = &mut session.as_legs[index];
         leg.state = LegState::Ended;
         leg.ended_at = Some(Timestamp::now());
-        let bye = legs::as_in_dialog(&local, leg, Method::Bye, &[])
-            .ok()
-            .and_then(|b| parse_datagram(b, &Limits::default()).ok());
+        leg.local_cseq += 1;
+        let bye = legs::as_request(
+            &local,
+            leg,
+            &legs::InDialog::bare(Method::Bye, leg.local_cseq),
+        )
+        .ok()
+        .and_then(|b| parse_datagram(b, &Limits::default()).ok());
         let record = session.as_leg_record(&session.as_legs[index]);
         if let Some(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
@@ -179,9 +184,15 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        let bye = legs::client_in_dialog(&local, &mut session.client_leg, Method::Bye, &[])
-            .ok()
-            .and_then(|b| parse_datagram(b, &Limits::default()).ok());
+        let leg = &mut session.client_leg;
+        leg.local_cseq += 1;
+        let bye = legs::client_request(
+            &local,
+            leg,
+            &legs::InDialog::bare(Method::Bye, leg.local_cseq),
+        )
+        .ok()
+        .and_then(|b| parse_datagram(b, &Limits::default()).ok());
         if let Some(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);

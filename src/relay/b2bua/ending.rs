@@ -138,6 +138,16 @@ impl Core {
                 self.sessions.remove(&session);
             }
             CoreTimer::Probe => self.probe_all(),
+            CoreTimer::Expiry {
+                session,
+                inbound,
+                generation,
+            } => self.on_expiry(&session, inbound, generation),
+            CoreTimer::Refresh {
+                session,
+                inbound,
+                generation,
+            } => self.on_refresh_due(&session, inbound, generation),
         }
     }
 

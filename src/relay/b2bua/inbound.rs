@@ -25,6 +25,18 @@ impl Core {
     /// A new INVITE: from a trusted app server (AS → client), or from a
     /// client asking for a service.
     pub(in crate::relay) fn on_invite(&mut self, tx: ServerTxId, msg: Message, flow: Flow) {
+        // RFC 4028 §8.1: too short a session interval is refused with 422.
+        let min_se = self.d.config.min_session_expires;
+        if super::midcall::session_expires(&msg).is_some_and(|(i, _)| i < min_se) {
+            self.respond(
+                &tx,
+                &msg,
+                422,
+                "Session Interval Too Small",
+                &[("Min-SE", min_se.to_string())],
+            );
+            return;
+        }
         let catalog = self.d.catalog.snapshot();
         if let Some(as_id) = catalog.trusted.get(&flow.remote) {
             let as_id = as_id.clone();
@@ -196,6 +208,7 @@ impl Core {
             rule_id: None,
             origin_app_server: None,
             best_failure: None,
+            timers: [None, None],
             attributes: Vec::new(),
             client_leg,
             as_legs: Vec::new(),
@@ -288,6 +301,8 @@ impl Core {
             asserted_identity: out.asserted_identity.as_deref(),
             session_id: out.tag_session.then_some(session.id.as_str()),
             attributes: &session.attributes,
+            session_expires: super::midcall::SESSION_EXPIRES.max(self.d.config.min_session_expires),
+            min_session_expires: self.d.config.min_session_expires,
         };
         let built = legs::as_invite(&local, &out.flow, &inquiry, inv)
             .ok()

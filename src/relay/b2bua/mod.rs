@@ -5,6 +5,9 @@ mod answers;
 mod dialogs;
 mod ending;
 mod inbound;
+mod midcall;
+
+pub use midcall::Midcall;
 
 use super::core::{Core, CoreTimer};
 use super::legs::{self, Inquiry};
