@@ -208,3 +208,134 @@ impl CatalogHandle {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::target::Target;
+    use crate::sip::transport::Protocol;
+    use crate::store::Timestamp;
+
+    fn app_server(id: &str, priority: i32, weight: i32) -> AppServer {
+        AppServer {
+            id: id.into(),
+            name: id.into(),
+            uri: format!("sip:{id}.example.com"),
+            priority,
+            weight,
+            enabled: true,
+            health: "up".into(),
+            health_changed_at: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    fn catalog(strategy: Strategy, servers: &[AppServer]) -> (Catalog, ServiceEntry) {
+        let mut c = Catalog::default();
+        for (i, a) in servers.iter().enumerate() {
+            c.app_servers.insert(a.id.clone(), a.clone());
+            let target = Target {
+                addr: SocketAddr::from(([127, 0, 0, 1], 5080 + i as u16)),
+                protocol: Protocol::Udp,
+            };
+            c.targets.insert(a.id.clone(), target);
+        }
+        let service = Service {
+            id: "s".into(),
+            name: "s".into(),
+            strategy,
+            app_server_ids: servers.iter().map(|a| a.id.clone()).collect(),
+            tariff_id: None,
+            ring_timeout_seconds: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        };
+        let entry = ServiceEntry {
+            service,
+            next: AtomicUsize::new(0),
+        };
+        (c, entry)
+    }
+
+    fn order(c: &Catalog, e: &ServiceEntry) -> Vec<String> {
+        c.select(e, true)
+            .candidates
+            .iter()
+            .map(|a| a.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn failover_follows_priority_and_skips_unusable() {
+        let mut down = app_server("d", 0, 1);
+        down.health = "down".into();
+        let mut off = app_server("o", 0, 1);
+        off.enabled = false;
+        let (c, e) = catalog(
+            Strategy::Failover,
+            &[app_server("b", 20, 1), down, app_server("a", 10, 1), off],
+        );
+        assert_eq!(order(&c, &e), ["a", "b"]);
+        let skipped: Vec<_> = c
+            .select(&e, false)
+            .skipped
+            .iter()
+            .map(|(id, why)| (id.to_string(), *why))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("d".to_string(), Skip::Down),
+                ("o".to_string(), Skip::Disabled)
+            ]
+        );
+    }
+
+    #[test]
+    fn round_robin_rotates_per_request() {
+        let (c, e) = catalog(
+            Strategy::RoundRobin,
+            &[
+                app_server("a", 1, 1),
+                app_server("b", 2, 1),
+                app_server("c", 3, 1),
+            ],
+        );
+        assert_eq!(order(&c, &e), ["a", "b", "c"]);
+        assert_eq!(order(&c, &e), ["b", "c", "a"]);
+        assert_eq!(order(&c, &e), ["c", "a", "b"]);
+        assert_eq!(
+            c.select(&e, false).candidates[0].id,
+            "a",
+            "a dry run does not advance"
+        );
+    }
+
+    #[test]
+    fn weighted_shares_follow_weights() {
+        let (c, e) = catalog(
+            Strategy::Weighted,
+            &[
+                app_server("heavy", 1, 3),
+                app_server("light", 1, 1),
+                app_server("never", 1, 0),
+            ],
+        );
+        let mut heavy_first = 0;
+        for _ in 0..4000 {
+            let o = order(&c, &e);
+            assert_eq!(o.len(), 3, "every app server stays a fallback");
+            assert_eq!(o[2], "never", "weight 0 goes last");
+            if o[0] == "heavy" {
+                heavy_first += 1;
+            }
+        }
+        // Expected 3000 of 4000 (sigma 27); ±6 sigma keeps this test from
+        // failing by chance more than once in 10^9 runs.
+        assert!(
+            (2835..=3165).contains(&heavy_first),
+            "heavy first {heavy_first} times"
+        );
+    }
+}
