@@ -122,6 +122,12 @@ pub async fn run(
         session_rx,
         stop_rx.clone(),
     ));
+    let (cdr_tx, cdr_rx) = mpsc::unbounded_channel();
+    let cdr_publisher = tokio::spawn(crate::relay::publisher::publish_cdrs(
+        store.clone(),
+        cdr_rx,
+        stop_rx.clone(),
+    ));
     let core = Core::new(CoreDeps {
         layer,
         auth: Arc::new(DigestAuth::new(
@@ -136,6 +142,7 @@ pub async fn run(
         listen: transports.udp_addr(),
         node: settings.node_name.clone(),
         publish: session_tx,
+        cdrs: cdr_tx,
         config: RelayConfig {
             response_timeout: std::time::Duration::from_millis(settings.as_response_timeout_ms),
             min_session_expires: u32::try_from(settings.session_min_se_seconds).unwrap_or(90),
@@ -160,6 +167,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = publisher.await;
     let _ = session_publisher.await;
+    let _ = cdr_publisher.await;
     result
 }
 

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod billing;
 pub mod config;
 pub mod relay;
 pub mod sip;

@@ -19,6 +19,7 @@ use crate::store::{Page, PageRequest, Store};
 
 pub mod app_servers;
 pub mod auth;
+pub mod cdrs;
 pub mod clients;
 pub mod extract;
 pub mod health;
@@ -79,6 +80,7 @@ impl AppState {
         (name = "rules", description = "Routing rules and their dry run"),
         (name = "tariffs", description = "Time tariffs"),
         (name = "registrations", description = "Live SIP registrations"),
+        (name = "billing", description = "CDRs, charges and reports for billing systems"),
         (name = "sessions", description = "Sessions, their legs and events; termination"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -114,6 +116,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(rules_evaluate::router())
         .merge(tariffs::router())
         .merge(registrations::router())
+        .merge(cdrs::router())
         .merge(sessions::router())
         .merge(health::router())
 }

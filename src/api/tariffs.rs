@@ -121,10 +121,10 @@ async fn create(
         increment_seconds: req.increment_seconds,
     };
     check(&fields)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.store.create_tariff(&fields).await?),
-    ))
+    let created = s.store.create_tariff(&fields).await?;
+    // The relay bills with the tariffs it holds in memory.
+    s.configuration_changed().await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// List tariffs.
@@ -199,11 +199,13 @@ async fn update(
     apply(&mut f.minimum_seconds, p.minimum_seconds);
     apply(&mut f.increment_seconds, p.increment_seconds);
     check(&f)?;
-    s.store
+    let updated = s
+        .store
         .update_tariff(&id, &f)
         .await
-        .map(Json)
-        .map_err(|e| ApiError::from_store("tariff", &id, e))
+        .map_err(|e| ApiError::from_store("tariff", &id, e))?;
+    s.configuration_changed().await?;
+    Ok(Json(updated))
 }
 
 /// Delete a tariff that no client or service uses.
@@ -222,6 +224,7 @@ async fn delete(
         .delete_tariff(&id)
         .await
         .map_err(|e| ApiError::from_store("tariff", &id, e))?;
+    s.configuration_changed().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,6 +15,7 @@ use super::target::{self, Target};
 use crate::store::app_servers::AppServer;
 use crate::store::clients::Client;
 use crate::store::services::{Service, Strategy};
+use crate::store::tariffs::Tariff;
 use crate::store::{Store, StoreResult};
 
 /// A service and its round-robin position.
@@ -35,6 +36,7 @@ pub struct Catalog {
     /// The port counts, so a client on the AS's host is still challenged.
     pub trusted: HashMap<SocketAddr, String>,
     pub clients_by_username: HashMap<String, Client>,
+    pub tariffs: HashMap<String, Tariff>,
 }
 
 /// Why an app server of a pool is not a candidate.
@@ -104,7 +106,14 @@ impl Catalog {
             .into_iter()
             .map(|c| (c.username.clone(), c))
             .collect();
+        let tariffs = store
+            .all_tariffs()
+            .await?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
         Ok(Self {
+            tariffs,
             rules,
             services,
             app_servers,
@@ -112,6 +121,16 @@ impl Catalog {
             trusted,
             clients_by_username,
         })
+    }
+
+    /// The tariff of a session: the client's override, else the service's.
+    pub fn tariff_for(&self, client: Option<&Client>, service_id: Option<&str>) -> Option<&Tariff> {
+        let id = client.and_then(|c| c.tariff_id.as_deref()).or_else(|| {
+            service_id
+                .and_then(|s| self.services.get(s))
+                .and_then(|e| e.service.tariff_id.as_deref())
+        })?;
+        self.tariffs.get(id)
     }
 
     /// Orders the usable app servers of `service` by its strategy. With

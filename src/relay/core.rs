@@ -108,6 +108,8 @@ pub struct CoreDeps {
     pub listen: std::net::SocketAddr,
     pub node: String,
     pub publish: mpsc::UnboundedSender<SessionChange>,
+    /// CDRs of ended sessions.
+    pub cdrs: mpsc::UnboundedSender<crate::store::cdrs::CdrRecord>,
     pub config: RelayConfig,
     pub health: HealthConfig,
     pub store: crate::store::Store,

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::store::cdrs::CdrRecord;
 use crate::store::registrations::RegistrationChange;
 use crate::store::sessions::SessionChange;
 use crate::store::{Store, StoreError, StoreResult};
@@ -56,6 +57,20 @@ pub async fn publish_sessions(
     publish("sessions", rx, shutdown, move |batch| {
         let store = store.clone();
         Box::pin(async move { store.apply_session_changes(batch).await })
+    })
+    .await
+}
+
+/// Writes CDRs behind the SIP path. Each CDR carries its id, so a batch
+/// retried after a failure is not counted twice.
+pub async fn publish_cdrs(
+    store: Store,
+    rx: mpsc::UnboundedReceiver<CdrRecord>,
+    shutdown: watch::Receiver<bool>,
+) {
+    publish("cdrs", rx, shutdown, move |batch| {
+        let store = store.clone();
+        Box::pin(async move { store.insert_cdrs(batch).await })
     })
     .await
 }

@@ -15,6 +15,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod admins;
 pub mod app_servers;
+pub mod cdrs;
 pub mod clients;
 pub mod page;
 pub mod registrations;

@@ -95,6 +95,14 @@ impl Store {
         Ok(Page::from_rows(rows, page, |t| &t.id))
     }
 
+    /// Every tariff, for the relay's in-memory catalog.
+    pub async fn all_tariffs(&self) -> StoreResult<Vec<Tariff>> {
+        let sql = format!("SELECT {COLUMNS} FROM tariffs ORDER BY id");
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, Tariff>(&sql)
+            .fetch_all(p)
+            .await)?)
+    }
+
     pub async fn update_tariff(&self, id: &str, f: &TariffFields) -> StoreResult<Tariff> {
         let sql = format!(
             "UPDATE tariffs SET name = $2, currency = $3, setup_fee = $4, price_per_minute = $5,

@@ -30,6 +30,7 @@ impl Core {
             .as_ref()
             .map(|c| (c.id.clone(), c.username.clone()));
         let client_leg = session.client_leg_record();
+        let client_record = session.client.clone();
         tracing::info!(
             session = %id,
             client = client.as_ref().map(|c| c.1.as_str()).unwrap_or("-"),
@@ -43,6 +44,13 @@ impl Core {
         if let Some((client_id, _)) = client {
             self.sessions.release_client_slot(&client_id);
         }
+        // The CDR (SPEC §4), billed with the tariff of this moment.
+        let catalog = self.d.catalog.snapshot();
+        let tariff = catalog.tariff_for(client_record.as_deref(), record.service_id.as_deref());
+        let _ = self
+            .d
+            .cdrs
+            .send(crate::billing::cdr::cdr_for(&record, 1, tariff));
         self.publish(SessionChange::Session(Box::new(record)));
         self.publish(SessionChange::Leg(Box::new(client_leg)));
         self.event(id, "ended", Some(why.to_string()));

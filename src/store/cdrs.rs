@@ -1,0 +1,124 @@
+//! Call detail records: one per session segment, written exactly once
+//! (the id makes a replay harmless) and numbered by `seq` in the order they
+//! reach the database, which is the billing systems' cursor.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{on_pool, Money, Store, StoreResult, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct CdrRecord {
+    /// Position in the CDR stream (assigned on insert, never reused).
+    pub seq: i64,
+    pub id: String,
+    pub session_id: String,
+    pub request_id: String,
+    /// 1 for the first app server of the session, then 2, 3 … on changes.
+    pub segment: i32,
+    pub client_id: Option<String>,
+    pub service_id: Option<String>,
+    pub app_server_id: Option<String>,
+    pub caller_uri: String,
+    pub callee_uri: String,
+    pub client_call_id: String,
+    pub as_call_id: Option<String>,
+    pub created_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Timestamp,
+    pub duration_ms: i64,
+    pub billed_seconds: i64,
+    pub tariff_id: Option<String>,
+    /// Rounded half-up to 6 decimal places.
+    pub amount: Money,
+    pub currency: Option<String>,
+    pub end_reason: String,
+    pub final_status: Option<i32>,
+    pub node: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CdrFilter {
+    /// Ended at or after.
+    pub from: Option<Timestamp>,
+    /// Ended before.
+    pub to: Option<Timestamp>,
+    pub client_id: Option<String>,
+    pub service_id: Option<String>,
+    pub app_server_id: Option<String>,
+    pub session_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, session_id, request_id, segment, client_id, service_id, app_server_id, caller_uri, callee_uri, \
+     client_call_id, as_call_id, created_at, answered_at, ended_at, duration_ms, billed_seconds, tariff_id, amount, currency, \
+     end_reason, final_status, node";
+
+impl Store {
+    /// Inserts CDRs; one already stored (same id) is left as it is, so a
+    /// batch can be written again after a failure without double counting.
+    pub async fn insert_cdrs(&self, cdrs: &[CdrRecord]) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO cdrs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+             ON CONFLICT DO NOTHING"
+        );
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for c in cdrs {
+                sqlx::query(&sql)
+                    .bind(&c.id)
+                    .bind(&c.session_id)
+                    .bind(&c.request_id)
+                    .bind(c.segment)
+                    .bind(&c.client_id)
+                    .bind(&c.service_id)
+                    .bind(&c.app_server_id)
+                    .bind(&c.caller_uri)
+                    .bind(&c.callee_uri)
+                    .bind(&c.client_call_id)
+                    .bind(&c.as_call_id)
+                    .bind(c.created_at)
+                    .bind(c.answered_at)
+                    .bind(c.ended_at)
+                    .bind(c.duration_ms)
+                    .bind(c.billed_seconds)
+                    .bind(&c.tariff_id)
+                    .bind(c.amount)
+                    .bind(&c.currency)
+                    .bind(&c.end_reason)
+                    .bind(c.final_status)
+                    .bind(&c.node)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// CDRs after `after_seq`, in stream order, at most `limit`.
+    pub async fn list_cdrs(
+        &self,
+        filter: &CdrFilter,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CdrRecord>> {
+        let sql = format!(
+            "SELECT seq, {COLUMNS} FROM cdrs
+             WHERE seq > $1 AND ($2 IS NULL OR ended_at >= $2) AND ($3 IS NULL OR ended_at < $3)
+               AND ($4 IS NULL OR client_id = $4) AND ($5 IS NULL OR service_id = $5)
+               AND ($6 IS NULL OR app_server_id = $6) AND ($7 IS NULL OR session_id = $7)
+             ORDER BY seq LIMIT $8"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, CdrRecord>(&sql)
+            .bind(after_seq)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(&filter.client_id)
+            .bind(&filter.service_id)
+            .bind(&filter.app_server_id)
+            .bind(&filter.session_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+}
