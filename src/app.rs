@@ -122,10 +122,41 @@ pub async fn run(
         session_rx,
         stop_rx.clone(),
     ));
+    // Billing: close what a dead previous run left open, then write CDRs
+    // through the ledger (database, else the spool) and keep the heartbeat.
+    let catalog = state.catalog.snapshot();
+    let clients: std::collections::HashMap<&str, _> = catalog
+        .clients_by_username
+        .values()
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    crate::billing::restart::close_orphans(&store, &settings.node_name, |s| {
+        let client = s
+            .client_id
+            .as_deref()
+            .and_then(|id| clients.get(id).copied());
+        catalog.tariff_for(client, s.service_id.as_deref())
+    })
+    .await
+    .context("closing the sessions left open by the previous run")?;
+    drop(clients);
+    let cdr_spool = crate::billing::spool::Spool::open(&settings.spool_dir, "cdrs")
+        .context("opening the CDR spool (setting spool_dir)")?;
     let (cdr_tx, cdr_rx) = mpsc::unbounded_channel();
-    let cdr_publisher = tokio::spawn(crate::relay::publisher::publish_cdrs(
-        store.clone(),
+    let cdr_store = store.clone();
+    let cdr_publisher = tokio::spawn(crate::billing::ledger::run(
+        "cdrs",
         cdr_rx,
+        stop_rx.clone(),
+        cdr_spool,
+        move |batch| {
+            let store = cdr_store.clone();
+            Box::pin(async move { store.insert_cdrs(batch).await })
+        },
+    ));
+    let heartbeat = tokio::spawn(crate::billing::restart::heartbeat(
+        store.clone(),
+        settings.node_name.clone(),
         stop_rx.clone(),
     ));
     let core = Core::new(CoreDeps {
@@ -168,6 +199,7 @@ pub async fn run(
     let _ = publisher.await;
     let _ = session_publisher.await;
     let _ = cdr_publisher.await;
+    let _ = heartbeat.await;
     result
 }
 

@@ -65,6 +65,8 @@ pub struct Settings {
     pub session_min_se_seconds: u64,
     /// This node's name in sessions and CDRs (several nodes share one database).
     pub node_name: String,
+    /// Where CDRs and charges wait while the database is unreachable.
+    pub spool_dir: PathBuf,
     pub log_format: LogFormat,
 }
 
@@ -111,6 +113,7 @@ impl Default for Settings {
             as_response_timeout_ms: 5000,
             session_min_se_seconds: 90,
             node_name: default_node_name(),
+            spool_dir: PathBuf::from("switchboard-spool"),
             log_format: LogFormat::Text,
         }
     }
@@ -228,6 +231,10 @@ pub struct Overrides {
     /// Node name recorded in sessions and CDRs.
     #[arg(long, global = true, env = "SWITCHBOARD_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Directory of the spool where CDRs and charges wait while the
+    /// database is unreachable.
+    #[arg(long, global = true, env = "SWITCHBOARD_SPOOL_DIR")]
+    pub spool_dir: Option<String>,
     /// Log format: text or json.
     #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -252,6 +259,7 @@ struct FileSettings {
     as_response_timeout_ms: Option<u64>,
     session_min_se_seconds: Option<u64>,
     node_name: Option<String>,
+    spool_dir: Option<String>,
     log_format: Option<String>,
 }
 
@@ -464,6 +472,17 @@ impl Settings {
                 return Err(invalid("node_name", raw.source_name, "must not be empty"));
             }
             s.node_name = raw.value;
+        }
+        if let Some(raw) = pick(
+            "spool_dir",
+            "SWITCHBOARD_SPOOL_DIR",
+            &o.spool_dir,
+            file.spool_dir,
+        ) {
+            if raw.value.is_empty() {
+                return Err(invalid("spool_dir", raw.source_name, "must not be empty"));
+            }
+            s.spool_dir = PathBuf::from(raw.value);
         }
         if let Some(raw) = pick(
             "log_format",

@@ -9,5 +9,6 @@ pub mod app;
 pub mod billing;
 pub mod config;
 pub mod relay;
+pub mod shutdown;
 pub mod sip;
 pub mod store;

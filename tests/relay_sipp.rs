@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::sipp::{free_udp_port, spawn_sipp, wait_until_udp_bound};
+use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
 use common::{Engine, TestApp, DOMAIN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -80,68 +80,21 @@ async fn sipp_calls_through_the_relay(engine: Engine) {
     )
     .await;
 
-    let calls = CALLS.to_string();
-    let (uas_port_s, uas_media) = (uas_port.to_string(), free_udp_port().to_string());
-    let Some(uas) = spawn_sipp(
-        "uas_answer.xml",
-        None,
-        &[
-            "-p",
-            &uas_port_s,
-            "-mp",
-            &uas_media,
-            "-m",
-            &calls,
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(30),
-    )
-    .await
-    else {
+    let Some(uas) = spawn_answering_as(uas_port, CALLS, Duration::from_secs(20)).await else {
         return;
     };
-    wait_until_udp_bound(uas_port, Duration::from_secs(5)).await;
-
-    let (uac_port, uac_media) = (free_udp_port().to_string(), free_udp_port().to_string());
-    let Some(uac) = spawn_sipp(
-        "uac_invite_auth.xml",
-        Some(app.sip),
-        &[
-            "-p",
-            &uac_port,
-            "-mp",
-            &uac_media,
-            "-m",
-            &calls,
-            "-r",
-            "10",
-            "-d",
-            "200",
-            "-timeout",
-            "15s",
-            "-timeout_error",
-            // A failed call must not send a stray BYE.
-            "-default_behaviors",
-            "all,-bye",
-            "-s",
-            "voicemail",
-            "-au",
-            "alice",
-            "-ap",
-            PASSWORD,
-            "-key",
-            "caller",
-            "alice",
-            "-key",
-            "domain",
-            DOMAIN,
-        ],
-        Duration::from_secs(25),
-    )
-    .await
-    else {
+    let calls = AuthenticatedCalls {
+        server: app.sip,
+        service: "voicemail",
+        user: "alice",
+        password: PASSWORD,
+        domain: DOMAIN,
+        calls: CALLS,
+        rate: 10,
+        hold_ms: 200,
+        within: Duration::from_secs(15),
+    };
+    let Some(uac) = calls.spawn().await else {
         return;
     };
     let uac = uac.wait().await;

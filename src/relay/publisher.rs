@@ -9,19 +9,16 @@
 //! violation) is retried change by change and only the refused changes are
 //! dropped, so one bad change cannot block publishing forever. On shutdown
 //! what is queued is written once more and the task ends, even if the
-//! database is down. (CDRs and charges, which must never be lost, are not
-//! published through this loop.)
+//! database is down. (CDRs and charges, which must never be lost, go through
+//! the billing ledger and its spool instead.)
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::store::cdrs::CdrRecord;
 use crate::store::registrations::RegistrationChange;
 use crate::store::sessions::SessionChange;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{Store, StoreResult};
 
 /// Largest batch written in one transaction.
 pub const BATCH: usize = 512;
@@ -30,7 +27,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// The future that writes one batch.
-pub type Apply<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
+pub type Apply<'a> = crate::store::BatchWrite<'a>;
 
 /// Publishes registration changes until `shutdown` turns true (or its
 /// sender is dropped) or every sender of `rx` is gone.
@@ -61,20 +58,6 @@ pub async fn publish_sessions(
     .await
 }
 
-/// Writes CDRs behind the SIP path. Each CDR carries its id, so a batch
-/// retried after a failure is not counted twice.
-pub async fn publish_cdrs(
-    store: Store,
-    rx: mpsc::UnboundedReceiver<CdrRecord>,
-    shutdown: watch::Receiver<bool>,
-) {
-    publish("cdrs", rx, shutdown, move |batch| {
-        let store = store.clone();
-        Box::pin(async move { store.insert_cdrs(batch).await })
-    })
-    .await
-}
-
 /// The batching loop shared by every publisher: takes what is queued (up to
 /// [`BATCH`]), writes it with `apply`, and retries as described in the
 /// module documentation. `name` is for the log.
@@ -99,7 +82,7 @@ pub async fn publish<C, F>(
                         return;
                     }
                 },
-                () = stopping(&mut shutdown) => {
+                () = crate::shutdown::stopping(&mut shutdown) => {
                     final_flush(name, &mut rx, pending, &apply).await;
                     return;
                 }
@@ -118,26 +101,13 @@ pub async fn publish<C, F>(
                     retry_in_ms = backoff.as_millis() as u64, "publishing failed; will retry");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
-                    () = stopping(&mut shutdown) => {
+                    () = crate::shutdown::stopping(&mut shutdown) => {
                         final_flush(name, &mut rx, pending, &apply).await;
                         return;
                     }
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-        }
-    }
-}
-
-/// Resolves once shutdown is asked for: the value is true, or the sender is
-/// gone. Cancel-safe.
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            return;
         }
     }
 }
@@ -155,7 +125,7 @@ where
             pending.clear();
             return Ok(());
         }
-        Err(e) if is_lasting(&e) => e,
+        Err(e) if e.is_lasting() => e,
         Err(e) => return Err(e),
     };
     tracing::warn!(publisher = name, error = %e, batch = pending.len(),
@@ -163,7 +133,7 @@ where
     for i in 0..pending.len() {
         match apply(std::slice::from_ref(&pending[i])).await {
             Ok(()) => {}
-            Err(e) if is_lasting(&e) => {
+            Err(e) if e.is_lasting() => {
                 tracing::error!(publisher = name, error = %e, "change refused by the database; dropped");
             }
             Err(e) => {
@@ -202,31 +172,12 @@ async fn final_flush<C, F>(
     tracing::debug!(publisher = name, written = total, "publisher stopped");
 }
 
-/// Whether retrying the same write can never succeed: a constraint or data
-/// error, as opposed to the database being unreachable, busy or closed.
-fn is_lasting(e: &StoreError) -> bool {
-    match e {
-        StoreError::Conflict(_)
-        | StoreError::InUse(_)
-        | StoreError::UnknownReference(_)
-        | StoreError::Corrupt(_) => true,
-        StoreError::NotFound | StoreError::Migrate(_) => false,
-        StoreError::Database(db) => match db {
-            sqlx::Error::Database(d) => d.kind() != sqlx::error::ErrorKind::Other,
-            sqlx::Error::Encode(_)
-            | sqlx::Error::Decode(_)
-            | sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::TypeNotFound { .. } => true,
-            _ => false,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::store::StoreError;
 
     /// A fake store: records the batches written; fails while `fail` says
     /// so (transiently), and refuses for good any batch holding `POISON`.

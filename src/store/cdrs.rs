@@ -2,12 +2,12 @@
 //! (the id makes a replay harmless) and numbered by `seq` in the order they
 //! reach the database, which is the billing systems' cursor.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{on_pool, Money, Store, StoreResult, Timestamp};
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, ToSchema)]
 pub struct CdrRecord {
     /// Position in the CDR stream (assigned on insert, never reused).
     pub seq: i64,

@@ -17,6 +17,7 @@ pub mod admins;
 pub mod app_servers;
 pub mod cdrs;
 pub mod clients;
+pub mod nodes;
 pub mod page;
 pub mod registrations;
 pub mod rules;
@@ -79,6 +80,26 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether retrying the same write can never succeed: a constraint or data
+    /// error, as opposed to the database being unreachable, busy or closed.
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            StoreError::Conflict(_)
+            | StoreError::InUse(_)
+            | StoreError::UnknownReference(_)
+            | StoreError::Corrupt(_) => true,
+            StoreError::NotFound | StoreError::Migrate(_) => false,
+            StoreError::Database(db) => match db {
+                sqlx::Error::Database(d) => d.kind() != sqlx::error::ErrorKind::Other,
+                sqlx::Error::Encode(_)
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::TypeNotFound { .. } => true,
+                _ => false,
+            },
+        }
+    }
+
     /// Maps engine constraint violations to their meaning.
     pub fn classify(err: sqlx::Error) -> Self {
         if let sqlx::Error::RowNotFound = err {
@@ -165,3 +186,7 @@ impl Store {
         on_pool!(self, |p| p.close().await)
     }
 }
+
+/// The future that writes one batch of records (the write-behind paths).
+pub type BatchWrite<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send + 'a>>;

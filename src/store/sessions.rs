@@ -94,7 +94,7 @@ pub struct SessionFilter {
     pub to: Option<Timestamp>,
 }
 
-const SESSION_COLUMNS: &str = "id, request_id, state, client_id, service_id, rule_id, app_server_id, caller_uri, callee_uri, \
+pub(super) const SESSION_COLUMNS: &str = "id, request_id, state, client_id, service_id, rule_id, app_server_id, caller_uri, callee_uri, \
      client_call_id, as_call_id, node, created_at, answered_at, ended_at, duration_ms, end_reason, final_status";
 const LEG_COLUMNS: &str = "id, session_id, kind, app_server_id, call_id, local_tag, remote_tag, remote_uri, created_at, ended_at";
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod sip_digest;
 pub mod sip_ua;
 pub mod sipp;
@@ -52,20 +53,24 @@ macro_rules! both_engines {
 /// A database that exists for one test.
 pub struct TestDb {
     pub url: String,
-    _sqlite_dir: Option<tempfile::TempDir>,
+    /// The test's own spool directory (inside its temporary directory).
+    pub spool_dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
     pg_drop: Option<(String, String)>,
 }
 
 impl TestDb {
     /// `None` when PostgreSQL is asked for but not configured (outside CI).
     pub async fn new(engine: Engine) -> Option<TestDb> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool_dir = dir.path().join("spool");
         match engine {
             Engine::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("switchboard.db").display());
                 Some(TestDb {
                     url,
-                    _sqlite_dir: Some(dir),
+                    spool_dir,
+                    dir,
                     pg_drop: None,
                 })
             }
@@ -88,7 +93,8 @@ impl TestDb {
                 let url = with_database(&admin_url, &name);
                 Some(TestDb {
                     url,
-                    _sqlite_dir: None,
+                    spool_dir,
+                    dir,
                     pg_drop: Some((admin_url, name)),
                 })
             }
@@ -175,7 +181,12 @@ impl TestApp {
         Some(Self::spawn_with(db, settings).await)
     }
 
-    pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
+    /// Starts the app on `db` with `settings`; a relative (default) spool
+    /// directory is replaced by the test's own.
+    pub async fn spawn_with(db: TestDb, mut settings: Settings) -> TestApp {
+        if settings.spool_dir.is_relative() {
+            settings.spool_dir = db.spool_dir.clone();
+        }
         let (base, sip, shutdown, server) = start(settings.clone()).await;
         let mut app = TestApp {
             base,
@@ -185,6 +196,23 @@ impl TestApp {
             settings,
             shutdown: Some(shutdown),
             server: Some(server),
+            db,
+        };
+        app.admin_token = app.login(ADMIN_USER, ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// A handle on a Switchboard that runs elsewhere (a child process) at
+    /// `base` and `sip`, logged in as the test admin.
+    pub async fn attach(db: TestDb, settings: Settings, base: String, sip: SocketAddr) -> TestApp {
+        let mut app = TestApp {
+            base,
+            sip,
+            http: reqwest::Client::new(),
+            admin_token: String::new(),
+            settings,
+            shutdown: None,
+            server: None,
             db,
         };
         app.admin_token = app.login(ADMIN_USER, ADMIN_PASSWORD).await;
@@ -305,6 +333,34 @@ impl TestApp {
         let (status, value) = self.admin(Method::POST, path, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "POST {path}: {value}");
         value
+    }
+
+    /// A tariff of 0.6 per minute billed by the second: one cent a second.
+    pub async fn per_second_tariff(&self) -> Value {
+        self.create(
+            "/v1/tariffs",
+            json!({"name": "per-second", "currency": "EUR", "price_per_minute": "0.6",
+                   "minimum_seconds": 0, "increment_seconds": 1}),
+        )
+        .await
+    }
+
+    /// An app server at `as_uri`, a service `svc` on it billed with
+    /// `tariff`, and a rule that sends every request there. Returns the app
+    /// server and the service.
+    pub async fn catch_all_service(&self, as_uri: &str, tariff: &Value) -> (Value, Value) {
+        let app_server = self
+            .create("/v1/app-servers", json!({"name": "as", "uri": as_uri}))
+            .await;
+        let service = self
+            .create(
+                "/v1/services",
+                json!({"name": "svc", "app_server_ids": [app_server["id"]], "tariff_id": tariff["id"]}),
+            )
+            .await;
+        self.create("/v1/rules", json!({"service_id": service["id"]}))
+            .await;
+        (app_server, service)
     }
 
     /// A second handle on the app's database.

@@ -266,3 +266,95 @@ pub async fn wait_until_udp_bound(port: u16, within: Duration) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A sipp app server (`uas_answer.xml`) on UDP `port` answering `calls`
+/// INVITEs, its `-timeout` `within`; returns once it listens.
+pub async fn spawn_answering_as(port: u16, calls: usize, within: Duration) -> Option<SippProcess> {
+    let (port_s, media) = (port.to_string(), free_udp_port().to_string());
+    let (calls, timeout) = (calls.to_string(), format!("{}s", within.as_secs()));
+    let uas = spawn_sipp(
+        "uas_answer.xml",
+        None,
+        &[
+            "-p",
+            &port_s,
+            "-mp",
+            &media,
+            "-m",
+            &calls,
+            "-timeout",
+            &timeout,
+            "-timeout_error",
+        ],
+        within + Duration::from_secs(10),
+    )
+    .await?;
+    wait_until_udp_bound(port, Duration::from_secs(5)).await;
+    Some(uas)
+}
+
+/// Calls made by a sipp client with digest authentication
+/// (`uac_invite_auth.xml`).
+pub struct AuthenticatedCalls<'a> {
+    pub server: SocketAddr,
+    /// The Request-URI user.
+    pub service: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub domain: &'a str,
+    pub calls: usize,
+    /// Calls started per second.
+    pub rate: u32,
+    /// How long each call is held before the BYE, in ms.
+    pub hold_ms: u64,
+    /// sipp's `-timeout`.
+    pub within: Duration,
+}
+
+impl AuthenticatedCalls<'_> {
+    pub async fn spawn(&self) -> Option<SippProcess> {
+        let (port, media) = (free_udp_port().to_string(), free_udp_port().to_string());
+        let (calls, rate, hold) = (
+            self.calls.to_string(),
+            self.rate.to_string(),
+            self.hold_ms.to_string(),
+        );
+        let timeout = format!("{}s", self.within.as_secs());
+        spawn_sipp(
+            "uac_invite_auth.xml",
+            Some(self.server),
+            &[
+                "-p",
+                &port,
+                "-mp",
+                &media,
+                "-m",
+                &calls,
+                "-r",
+                &rate,
+                "-d",
+                &hold,
+                "-timeout",
+                &timeout,
+                "-timeout_error",
+                // A failed call must not send a stray BYE.
+                "-default_behaviors",
+                "all,-bye",
+                "-s",
+                self.service,
+                "-au",
+                self.user,
+                "-ap",
+                self.password,
+                "-key",
+                "caller",
+                self.user,
+                "-key",
+                "domain",
+                self.domain,
+            ],
+            self.within + Duration::from_secs(10),
+        )
+        .await
+    }
+}
