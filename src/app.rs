@@ -187,7 +187,15 @@ pub async fn run(
     });
     let (command_tx, command_rx) = mpsc::channel(64);
     tokio::spawn(core.run(tu_events, command_rx, stop_rx.clone()));
-    state.relay = Some(crate::relay::RelayHandle::new(command_tx));
+    let relay = crate::relay::RelayHandle::new(command_tx);
+    tokio::spawn(crate::relay::cluster::follow(
+        store.clone(),
+        state.catalog.clone(),
+        relay.clone(),
+        settings.node_name.clone(),
+        stop_rx.clone(),
+    ));
+    state.relay = Some(relay);
     tokio::spawn(expire_bindings(registrar.clone(), stop_rx.clone()));
     let receivers = std::thread::available_parallelism().map_or(2, |n| n.get());
     transports.run(engine, receivers);

@@ -62,16 +62,7 @@ async fn sessions_cut_by_a_kill_end_with_reason_restart(engine: Engine) {
         (caller, resp, tokio::time::Instant::now())
     });
     let invite = as_ua.accept_request().await;
-    let answer = sdp_offer(as_ua.local_addr(), 7000);
-    as_ua
-        .respond(
-            &invite,
-            200,
-            "OK",
-            &[],
-            Some(("application/sdp", answer.as_bytes())),
-        )
-        .await;
+    as_ua.answer_with_sdp(&invite, 7000).await;
     let (_caller, resp, acked) = talking.await.unwrap();
     assert_eq!(resp.status(), Some(200));
     as_ua.accept_request().await; // ACK

@@ -15,6 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::Settings;
 use crate::relay::catalog::CatalogHandle;
 use crate::relay::registrar::Registrar;
+use crate::store::signals::Signal;
 use crate::store::{Page, PageRequest, Store};
 
 pub mod app_servers;
@@ -55,11 +56,21 @@ pub struct AppState {
 impl AppState {
     /// Rebuilds the routing snapshot after a configuration change, so the
     /// relay sees it at once.
+    /// Other nodes sharing the database are told too.
     pub async fn configuration_changed(&self) -> ApiResult<()> {
         self.catalog
             .reload(&self.store)
             .await
-            .map_err(ApiError::from)
+            .map_err(ApiError::from)?;
+        let signal = Signal::CatalogChanged {
+            from: self.settings.node_name.clone(),
+        };
+        if let Err(e) = self.store.signal(&signal).await {
+            // The change is stored; the other nodes catch up when their
+            // signal connection comes back.
+            tracing::warn!(error = %e, "other nodes not told of a configuration change");
+        }
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ use super::problem::docs::{ListErrors, ReadErrors};
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{page_request, AppState, IdPath, List};
 use crate::store::sessions::{LegRecord, SessionEventRecord, SessionFilter, SessionRecord};
+use crate::store::signals::Signal;
 use crate::store::Timestamp;
 
 /// Who may read sessions.
@@ -143,7 +144,9 @@ async fn get(
 }
 
 /// Terminate a live session: BYE on both legs. The session ends shortly
-/// after, with end reason `admin`.
+/// after, with end reason `admin`. Any node sharing the database can be
+/// asked; it passes the request on to the node that holds the session
+/// (409 when that node is not running).
 #[utoipa::path(delete, operation_id = "terminate_sessions", path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
     responses((status = 202, description = "Termination under way: the BYEs are sent"), TerminateErrors))]
 async fn terminate(
@@ -176,11 +179,34 @@ async fn terminate(
             session.node
         )));
     }
-    Err(ApiError::Conflict(format!(
-        "session '{id}' is held by node '{}'; terminate it through that node",
-        session.node
-    )))
+    // Held by another node: ask it, if it is alive (its sessions are
+    // closed when it starts again otherwise).
+    let alive = s
+        .store
+        .node_last_seen(&session.node)
+        .await
+        .map_err(ApiError::from)?
+        .is_some_and(|seen| Timestamp::now().millis() - seen.millis() <= NODE_ALIVE_MS);
+    if !alive {
+        return Err(ApiError::Conflict(format!(
+            "session '{id}' is held by node '{}', which is not running; it is closed when that node starts again",
+            session.node
+        )));
+    }
+    s.store
+        .signal(&Signal::Terminate {
+            node: session.node.clone(),
+            session: id.clone(),
+        })
+        .await
+        .map_err(ApiError::from)?;
+    tracing::info!(session = %id, node = %session.node, admin = %caller.subject,
+        "termination asked of the node holding the session");
+    Ok(StatusCode::ACCEPTED)
 }
+
+/// A node whose heartbeat is older than this is taken for dead.
+const NODE_ALIVE_MS: i64 = 5_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -24,6 +24,7 @@ pub mod rules;
 pub mod services;
 pub mod sessions;
 pub mod settings;
+pub mod signals;
 pub mod tariffs;
 pub mod tokens;
 pub mod types;

@@ -102,6 +102,20 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The same database for a second node: its own spool directory; the
+    /// database is dropped with the first handle only.
+    pub fn second_node(&self) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDb {
+            url: self.url.clone(),
+            spool_dir: dir.path().join("spool"),
+            dir,
+            pg_drop: None,
+        }
+    }
+}
+
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url

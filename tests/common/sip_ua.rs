@@ -662,6 +662,20 @@ impl SipUa {
         tag
     }
 
+    /// Answers an INVITE 200 OK with an SDP answer on media `port`;
+    /// returns the To tag.
+    pub async fn answer_with_sdp(&mut self, invite: &Incoming, port: u16) -> String {
+        let sdp = sdp_offer(self.local_addr(), port);
+        self.respond(
+            invite,
+            200,
+            "OK",
+            &[],
+            Some(("application/sdp", sdp.as_bytes())),
+        )
+        .await
+    }
+
     // ---- digest authentication ----
 
     /// Adds the answer to `ch` to `req` (replacing an earlier one).
