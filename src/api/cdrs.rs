@@ -2,7 +2,7 @@
 //! pulled incrementally with a cursor that never skips or repeats a record.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -13,12 +13,13 @@ use utoipa_axum::routes;
 use super::auth::{Caller, Role};
 use super::extract::QueryParams;
 use super::problem::docs::ListErrors;
-use super::problem::{ApiError, ApiResult};
+use super::problem::ApiResult;
+use super::stream::{
+    csv, csv_response, cursor_param, limit_param, opt, time_range, wants_csv, with_cursor_header,
+    StreamPage,
+};
 use super::AppState;
-use crate::billing::csv::write_row;
 use crate::store::cdrs::{CdrFilter, CdrRecord};
-use crate::store::page::{encode_cursor, PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
-use crate::store::Timestamp;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -49,20 +50,6 @@ pub struct CdrPage {
     pub has_more: bool,
 }
 
-fn time(param: &str, v: &Option<String>) -> ApiResult<Option<Timestamp>> {
-    v.as_deref()
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| Timestamp::from_millis(d.timestamp_millis()))
-                .map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "query parameter {param}: '{t}' is not an RFC 3339 date-time"
-                    ))
-                })
-        })
-        .transpose()
-}
-
 const CSV_COLUMNS: [&str; 23] = [
     "seq",
     "id",
@@ -90,13 +77,6 @@ const CSV_COLUMNS: [&str; 23] = [
 ];
 
 fn csv_fields(c: &CdrRecord) -> [String; 23] {
-    let ts = |t: &Timestamp| {
-        serde_json::to_value(t)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    };
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         c.seq.to_string(),
         c.id.clone(),
@@ -110,9 +90,9 @@ fn csv_fields(c: &CdrRecord) -> [String; 23] {
         c.callee_uri.clone(),
         c.client_call_id.clone(),
         opt(&c.as_call_id),
-        ts(&c.created_at),
-        c.answered_at.as_ref().map(ts).unwrap_or_default(),
-        ts(&c.ended_at),
+        c.created_at.rfc3339(),
+        c.answered_at.map(|t| t.rfc3339()).unwrap_or_default(),
+        c.ended_at.rfc3339(),
         c.duration_ms.to_string(),
         c.billed_seconds.to_string(),
         opt(&c.tariff_id),
@@ -124,14 +104,12 @@ fn csv_fields(c: &CdrRecord) -> [String; 23] {
     ]
 }
 
-pub fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/csv")))
-}
-
 /// Pull CDRs (JSON, or CSV with `Accept: text/csv`).
+///
+/// The cursor never skips or repeats a record, even when writers commit out
+/// of order. On PostgreSQL a record joins the stream once every transaction
+/// that was running when it was written has ended (normally milliseconds),
+/// and pages are ordered by writing transaction, then `seq`.
 #[utoipa::path(get, path = "/v1/cdrs", operation_id = "list_cdrs", tag = "billing", params(CdrQuery),
     responses(
         (status = 200, description = "CDRs in stream order; the `X-Next-Cursor` header carries the next cursor",
@@ -144,59 +122,34 @@ async fn list(
     QueryParams(q): QueryParams<CdrQuery>,
 ) -> ApiResult<Response> {
     caller.require(&[Role::Admin, Role::Billing])?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "query parameter limit: must be from 1 to {MAX_LIMIT}"
-        )));
-    }
-    let after: i64 = match &q.cursor {
-        None => 0,
-        Some(c) => PageRequest::decode_cursor(c)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                ApiError::BadRequest(
-                    "query parameter cursor: not a cursor this API returned".into(),
-                )
-            })?,
-    };
+    let limit = limit_param(q.limit)?;
+    let after = cursor_param(q.cursor.as_deref())?;
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
     let filter = CdrFilter {
-        from: time("from", &q.from)?,
-        to: time("to", &q.to)?,
+        from,
+        to,
         client_id: q.client_id,
         service_id: q.service_id,
         app_server_id: q.app_server_id,
         session_id: q.session_id,
     };
-    let mut items = s
+    let rows = s
         .store
         .list_cdrs(&filter, after, i64::from(limit) + 1)
         .await?;
-    let has_more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let last = items.last().map_or(after, |c| c.seq);
-    let next_cursor = encode_cursor(&last.to_string());
-    let cursor_header =
-        HeaderValue::from_str(&next_cursor).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = if wants_csv(&headers) {
-        let mut out = String::new();
-        write_row(&mut out, CSV_COLUMNS);
-        for c in &items {
-            write_row(&mut out, csv_fields(c));
-        }
-        ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
+    let page = StreamPage::new(rows, after, limit);
+    let cursor = page.next_cursor.clone();
+    let response = if wants_csv(&headers) {
+        csv_response(csv(CSV_COLUMNS, &page.items, csv_fields))
     } else {
         Json(CdrPage {
-            items,
-            next_cursor,
-            has_more,
+            items: page.items,
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
         })
         .into_response()
     };
-    response
-        .headers_mut()
-        .insert("x-next-cursor", cursor_header);
-    Ok(response)
+    with_cursor_header(response, &cursor)
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

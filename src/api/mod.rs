@@ -21,6 +21,7 @@ use crate::store::{Page, PageRequest, Store};
 pub mod app_servers;
 pub mod auth;
 pub mod cdrs;
+pub mod charges;
 pub mod clients;
 pub mod extract;
 pub mod health;
@@ -28,10 +29,12 @@ pub mod passwords;
 pub mod patch;
 pub mod problem;
 pub mod registrations;
+pub mod reports;
 pub mod rules;
 pub mod rules_evaluate;
 pub mod services;
 pub mod sessions;
+pub mod stream;
 pub mod tariffs;
 pub mod tokens;
 pub mod validate;
@@ -128,6 +131,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(tariffs::router())
         .merge(registrations::router())
         .merge(cdrs::router())
+        .merge(charges::router())
+        .merge(reports::router())
         .merge(sessions::router())
         .merge(health::router())
 }

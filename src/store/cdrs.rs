@@ -1,15 +1,19 @@
 //! Call detail records: one per session segment, written exactly once
 //! (the id makes a replay harmless) and numbered by `seq` in the order they
-//! reach the database, which is the billing systems' cursor.
+//! reach the database; billing systems pull them with a cursor that never
+//! skips one (see [`super::stream`]).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::stream::{Positioned, StreamPosition, StreamSql};
 use super::{on_pool, Money, Store, StoreResult, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, ToSchema)]
 pub struct CdrRecord {
-    /// Position in the CDR stream (assigned on insert, never reused).
+    /// Assigned on insert, never reused; increases in the order CDRs are
+    /// written (on PostgreSQL, the stream is ordered by writing transaction
+    /// first, so seq may go back across transactions).
     pub seq: i64,
     pub id: String,
     pub session_id: String,
@@ -95,30 +99,40 @@ impl Store {
         Ok(())
     }
 
-    /// CDRs after `after_seq`, in stream order, at most `limit`.
+    /// CDRs after `after` in stream order (see [`super::stream`]), at most
+    /// `limit`, each with its position.
     pub async fn list_cdrs(
         &self,
         filter: &CdrFilter,
-        after_seq: i64,
+        after: StreamPosition,
         limit: i64,
-    ) -> StoreResult<Vec<CdrRecord>> {
+    ) -> StoreResult<Vec<Positioned<CdrRecord>>> {
+        let StreamSql {
+            position_columns,
+            after: after_clause,
+            order_by,
+        } = StreamSql::for_engine(self.engine());
         let sql = format!(
-            "SELECT seq, {COLUMNS} FROM cdrs
-             WHERE seq > $1 AND ($2 IS NULL OR ended_at >= $2) AND ($3 IS NULL OR ended_at < $3)
-               AND ($4 IS NULL OR client_id = $4) AND ($5 IS NULL OR service_id = $5)
-               AND ($6 IS NULL OR app_server_id = $6) AND ($7 IS NULL OR session_id = $7)
-             ORDER BY seq LIMIT $8"
+            "SELECT {position_columns}, {COLUMNS} FROM cdrs
+             WHERE {after_clause} AND ($3 IS NULL OR ended_at >= $3) AND ($4 IS NULL OR ended_at < $4)
+               AND ($5 IS NULL OR client_id = $5) AND ($6 IS NULL OR service_id = $6)
+               AND ($7 IS NULL OR app_server_id = $7) AND ($8 IS NULL OR session_id = $8)
+             ORDER BY {order_by} LIMIT $9"
         );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, CdrRecord>(&sql)
-            .bind(after_seq)
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(&filter.client_id)
-            .bind(&filter.service_id)
-            .bind(&filter.app_server_id)
-            .bind(&filter.session_id)
-            .bind(limit)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<
+            _,
+            Positioned<CdrRecord>,
+        >(&sql)
+        .bind(after.txid)
+        .bind(after.seq)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(&filter.client_id)
+        .bind(&filter.service_id)
+        .bind(&filter.app_server_id)
+        .bind(&filter.session_id)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
     }
 }

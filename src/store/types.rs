@@ -40,6 +40,11 @@ impl Timestamp {
     pub fn millis(&self) -> i64 {
         self.0.timestamp_millis()
     }
+
+    /// RFC 3339 in UTC with milliseconds, as in JSON.
+    pub fn rfc3339(&self) -> String {
+        self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
 }
 
 impl Type<Sqlite> for Money {
@@ -204,7 +209,7 @@ impl utoipa::ToSchema for Money {}
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        s.serialize_str(&self.rfc3339())
     }
 }
 
