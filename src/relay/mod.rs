@@ -15,6 +15,7 @@ pub mod rules;
 pub mod session;
 pub mod table;
 pub mod target;
+pub mod timers;
 
 use tokio::sync::{mpsc, oneshot};
 

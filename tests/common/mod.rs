@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod relay;
 pub mod sip_digest;
 pub mod sip_ua;
 pub mod sipp;
