@@ -7,11 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::relay::{app_server, establish, header, method_of, next_request, world};
+use common::relay::{
+    app_server, establish, header, method_of, next_request, session_in, world, PASSWORD,
+};
 use common::sip_ua::{sdp_offer, Incoming, SipUa};
-use common::Engine;
+use common::{Engine, DOMAIN};
 
 both_engines!(
+    a_delayed_offer_gets_its_answer_from_the_ack,
     an_offerless_reinvite_gets_its_answer_from_the_ack,
     one_reinvite_at_a_time,
 );
@@ -27,6 +30,41 @@ async fn ok_with(as_ua: &mut SipUa, req: &Incoming, sdp: &str) {
             Some(("application/sdp", sdp.as_bytes())),
         )
         .await;
+}
+
+async fn a_delayed_offer_gets_its_answer_from_the_ack(engine: Engine) {
+    let mut as_ua = app_server().await;
+    let Some(w) = world(engine, &[&as_ua]).await else {
+        return;
+    };
+    // An INVITE without SDP (RFC 3261 §13.2.1): the offer comes in the 2xx.
+    let mut client = SipUa::udp(w.app.sip).await.with_user("alice", DOMAIN);
+    let invite = client.request("INVITE", &format!("sip:voicemail@{DOMAIN}"));
+    let challenge = client.transact(&invite).await;
+    let invite = client.authorize(&invite, &challenge, "alice", PASSWORD, &Default::default());
+    client.send(&invite).await;
+    let at_as = next_request(&mut as_ua, "INVITE").await;
+    assert!(at_as.body().is_empty());
+    let offer = sdp_offer(as_ua.local_addr(), 7000);
+    ok_with(&mut as_ua, &at_as, &offer).await;
+    let ok = client.recv_final(&invite).await;
+    assert_eq!(ok.body(), offer.as_bytes());
+    let answer = sdp_offer(client.local_addr(), 4000);
+    let ack = client
+        .ack(&invite, &ok)
+        .with_body("application/sdp", answer.as_bytes());
+    client.send(&ack).await;
+    let at_as_ack = next_request(&mut as_ua, "ACK").await;
+    assert_eq!(
+        at_as_ack.body(),
+        answer.as_bytes(),
+        "the answer reaches the AS"
+    );
+    session_in(&w.app, &w.client_id, "established").await;
+    // A retransmitted 2xx gets the same ACK, answer included.
+    ok_with(&mut as_ua, &at_as, &offer).await;
+    let again = next_request(&mut as_ua, "ACK").await;
+    assert_eq!(again.as_bytes(), at_as_ack.as_bytes());
 }
 
 async fn an_offerless_reinvite_gets_its_answer_from_the_ack(engine: Engine) {

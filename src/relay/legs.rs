@@ -226,11 +226,6 @@ pub fn as_request(local: &Local, leg: &AsLeg, r: &InDialog<'_>) -> Result<Bytes,
     in_dialog(local, view, r)
 }
 
-/// ACK for the AS's 2xx to the first INVITE (RFC 3261 §13.2.2.4).
-pub fn as_ack(local: &Local, leg: &AsLeg) -> Result<Bytes, BuildError> {
-    as_request(local, leg, &InDialog::bare(Method::Ack, 1))
-}
-
 /// A request to the client on the inbound leg: From is the client's To
 /// with our tag, To is the client's From, sent to the client's Contact
 /// over the flow the client used.
@@ -285,7 +280,13 @@ pub fn client_response(
     answer: Option<&Message>,
     extra: &[(&'static str, String)],
 ) -> Result<Bytes, BuildError> {
-    let mut b = leg.invite.reply(code, reason)?.to_tag(&leg.local_tag);
+    // RFC 3261 §12.1.1: a dialog-creating response echoes the INVITE's
+    // Record-Route, so the client's proxies stay on the path.
+    let mut b = leg
+        .invite
+        .reply(code, reason)?
+        .to_tag(&leg.local_tag)
+        .copy_record_route((101..300).contains(&code));
     if (101..300).contains(&code) {
         b = b.header("Contact", local.contact(&leg.flow))?;
     }

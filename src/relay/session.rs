@@ -96,6 +96,9 @@ pub struct AsLeg {
     /// We gave up on the leg before any response: the CANCEL goes out when
     /// the first provisional response arrives (RFC 3261 §9.1).
     pub cancel_wanted: bool,
+    /// The ACK sent for the 2xx (with the answer to a delayed offer),
+    /// re-sent for each retransmission of that 2xx.
+    pub ack: Option<bytes::Bytes>,
     pub state: LegState,
     pub created_at: Timestamp,
     pub ended_at: Option<Timestamp>,
@@ -319,6 +322,11 @@ impl Session {
             created_at: self.created_at,
             ended_at: self.ended_at,
         }
+    }
+
+    /// The record of outbound leg `index`, if there is one.
+    pub fn leg_record(&self, index: usize) -> Option<LegRecord> {
+        self.as_legs.get(index).map(|l| self.as_leg_record(l))
     }
 
     pub fn as_leg_record(&self, leg: &AsLeg) -> LegRecord {

@@ -68,9 +68,11 @@ impl Core {
         }
         leg.state = LegState::Failed;
         leg.ended_at = Some(Timestamp::now());
-        let record = session.as_leg_record(&session.as_legs[index]);
+        let record = session.leg_record(index);
         self.sessions.forget_tx(&tx);
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         let reason = text(msg.reason().unwrap_or(b"Failed"));
         self.event(&id, "as_rejected", Some(format!("{code} {reason}")));
         self.after_leg_failure(&id, code, &reason);
@@ -105,7 +107,7 @@ impl Core {
                 }
                 // Our ACK was lost: the same again (§13.2.2.4); a BYE we
                 // sent is retransmitted by its own transaction.
-                LegState::Acked | LegState::Ended => self.ack_as_leg(id, index),
+                LegState::Acked | LegState::Ended => self.ack_as_leg(id, index, None),
                 LegState::Failed | LegState::Cancelled => {
                     learn_dialog(leg, msg);
                     leg.state = LegState::Answered;
@@ -158,8 +160,9 @@ impl Core {
         }
         session.state = State::Answered;
         session.final_status = Some(code);
-        let record = session.as_leg_record(&session.as_legs[index]);
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = session.leg_record(index) {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         self.publish_by_id(id);
         self.event(id, "answered", Some(format!("{code} {reason}")));
         // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
@@ -232,9 +235,11 @@ impl Core {
         }
         leg.state = LegState::Failed;
         leg.ended_at = Some(Timestamp::now());
-        let record = session.as_leg_record(&session.as_legs[index]);
+        let record = session.leg_record(index);
         self.cancel_leg(id, index);
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         self.event(id, "as_timeout", Some(why.to_string()));
         self.after_leg_failure(id, 408, "Request Timeout");
     }

@@ -14,14 +14,16 @@ impl Core {
             .get_mut(&id)
             .is_some_and(|s| s.state == State::Answered);
         if as_leg.is_none() && answered {
-            self.confirm(&id);
+            self.confirm(&id, msg);
         } else {
             self.relay_reinvite_ack(&id, as_leg, msg);
         }
     }
 
-    /// Step 6: the client's ACK for our 2xx confirms the session.
-    fn confirm(&mut self, id: &str) {
+    /// Step 6: the client's ACK for our 2xx confirms the session. It is
+    /// relayed with its body: after an INVITE without an offer, the 2xx
+    /// carried the offer and the ACK carries the answer (RFC 3261 §13.2.1).
+    fn confirm(&mut self, id: &str, ack: &Message) {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
@@ -34,14 +36,23 @@ impl Core {
         else {
             return;
         };
-        self.ack_as_leg(id, index);
+        let content_type = ack
+            .get(crate::sip::message::HeaderName::ContentType)
+            .and_then(|h| h.value_str());
+        self.ack_as_leg(id, index, content_type.map(|ct| (ct, ack.body())));
         self.publish_by_id(id);
         self.event(id, "established", None);
     }
 
-    /// ACKs the 2xx of an outbound leg's INVITE (RFC 3261 §13.2.2.4); an
-    /// answered leg becomes acked. Also for 2xx retransmissions.
-    pub(in crate::relay) fn ack_as_leg(&mut self, id: &str, index: usize) {
+    /// ACKs the 2xx of an outbound leg's INVITE (RFC 3261 §13.2.2.4), with
+    /// `body` if any; an answered leg becomes acked. A 2xx retransmission
+    /// gets the ACK sent before.
+    pub(in crate::relay) fn ack_as_leg(
+        &mut self,
+        id: &str,
+        index: usize,
+        body: Option<(&str, &[u8])>,
+    ) {
         let flow = self.outbound_flow(id, index);
         let local = self.local_for(&flow);
         let Some(leg) = self
@@ -54,7 +65,16 @@ impl Core {
         if leg.state == LegState::Answered {
             leg.state = LegState::Acked;
         }
-        if let Ok(ack) = legs::as_ack(&local, leg) {
+        let ack = match &leg.ack {
+            Some(sent) => Some(sent.clone()),
+            None => {
+                let mut r = legs::InDialog::bare(Method::Ack, 1);
+                r.body = body;
+                legs::as_request(&local, leg, &r).ok()
+            }
+        };
+        if let Some(ack) = ack {
+            leg.ack = Some(ack.clone());
             let _ = self.d.layer.send_stateless(&leg.flow, ack);
         }
     }
@@ -218,7 +238,7 @@ impl Core {
             .and_then(|s| s.as_legs.get(index))
             .is_some_and(|l| l.state == LegState::Answered);
         if unacked {
-            self.ack_as_leg(id, index);
+            self.ack_as_leg(id, index, None);
         }
         let flow = self.outbound_flow(id, index);
         let local = self.local_for(&flow);
@@ -238,13 +258,15 @@ impl Core {
         )
         .ok()
         .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        let record = session.as_leg_record(&session.as_legs[index]);
+        let record = session.leg_record(index);
         if let Some(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);
             }
         }
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
     }
 
     /// Sends BYE to the client over the flow it used.

@@ -122,15 +122,18 @@ impl Core {
             local_cseq: 1,
             responded: false,
             cancel_wanted: false,
+            ack: None,
             state: LegState::Calling,
             created_at: Timestamp::now(),
             ended_at: None,
         });
         let index = session.as_legs.len() - 1;
-        let record = session.as_leg_record(&session.as_legs[index]);
+        let record = session.leg_record(index);
         self.sessions.index_as_leg(&call_id, id, index);
         self.sessions.index_tx(tx, id, Purpose::AsInvite(index));
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         self.event(id, "inquiry", Some(target));
         let session = id.to_string();
         self.schedule(

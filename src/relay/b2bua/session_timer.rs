@@ -191,10 +191,10 @@ impl Core {
         let Some(index) = self.sessions.get_mut(id).and_then(|s| s.answered_leg()) else {
             return;
         };
-        let flow = match self.sessions.get_mut(id) {
-            Some(s) if inbound => s.client_leg.flow,
-            Some(s) => s.as_legs[index].flow,
-            None => return,
+        let flow = if inbound {
+            self.sessions_flow(id)
+        } else {
+            self.outbound_flow(id, index)
         };
         let local = self.local_for(&flow);
         let Some(session) = self.sessions.get_mut(id) else {
@@ -206,7 +206,9 @@ impl Core {
             let r = legs::InDialog::with_headers(Method::Update, leg.local_cseq, &headers);
             legs::client_request(&local, leg, &r)
         } else {
-            let leg = &mut session.as_legs[index];
+            let Some(leg) = session.as_legs.get_mut(index) else {
+                return;
+            };
             leg.local_cseq += 1;
             let r = legs::InDialog::with_headers(Method::Update, leg.local_cseq, &headers);
             legs::as_request(&local, leg, &r)
