@@ -6,12 +6,18 @@ mod common;
 
 use std::time::Duration;
 
+use common::relay;
 use common::sip_ua::{sdp_offer, Incoming, SipUa};
 use common::{Engine, TestApp, TestDb, DOMAIN};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "alice-secret";
+
+both_engines!(
+    intervals_are_kept_within_bounds,
+    the_client_may_ask_us_to_refresh,
+);
 
 fn header(m: &switchboard::sip::message::Message, name: &str) -> String {
     String::from_utf8_lossy(m.header_value(name).unwrap_or_default()).into_owned()
@@ -176,9 +182,10 @@ async fn timers_refreshes_and_requests_in_the_dialog() {
     let resp = client.recv_final(&reinvite).await;
     assert_eq!(resp.status(), Some(200));
     assert_eq!(resp.body(), answer2.as_bytes());
-    assert_eq!(method_of(&as_ua.accept_request().await), "ACK");
+    // The ACK is relayed end to end: the AS gets one once the client ACKs.
     let ack = client.ack(&reinvite, &resp);
     client.send(&ack).await;
+    assert_eq!(method_of(&as_ua.accept_request().await), "ACK");
 
     // INFO from the AS reaches the client and its answer the AS.
     as_ua.set_server(app.sip);
@@ -222,4 +229,99 @@ async fn a_session_nobody_refreshes_is_ended() {
     client.respond(&to_client, 200, "OK", &[], None).await;
     let ended = session(&app, "ended").await;
     assert_eq!(ended["end_reason"], "session_timer");
+}
+
+async fn intervals_are_kept_within_bounds(engine: Engine) {
+    let mut as_ua = relay::app_server().await;
+    let Some(w) = relay::world(engine, &[&as_ua]).await else {
+        return;
+    };
+    // The client asks for a day, the AS for 2 s with us refreshing: the
+    // client gets our ceiling, and the AS's value is raised to our Min-SE
+    // (90 s), so no refresh comes within seconds.
+    let mut call = relay::establish(
+        &w,
+        &mut as_ua,
+        |r| {
+            r.header("Supported", "timer")
+                .header("Session-Expires", "86400")
+        },
+        &[("Session-Expires", "2;refresher=uac"), ("Require", "timer")],
+    )
+    .await;
+    assert_eq!(header(&call.ok, "Session-Expires"), "7200;refresher=uac");
+    assert!(
+        as_ua
+            .recv_within(Duration::from_millis(1500))
+            .await
+            .is_err(),
+        "no refresh towards the AS at its too short interval"
+    );
+    // A refresh keeps the ceiling too, and its 2xx has our Contact.
+    let update = call
+        .client
+        .in_dialog(&call.client_dialog, "UPDATE")
+        .header("Supported", "timer")
+        .header("Session-Expires", "100000");
+    let resp = call.client.transact(&update).await;
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(header(&resp, "Session-Expires"), "7200;refresher=uac");
+    assert!(
+        resp.header_value("Contact").is_some(),
+        "a 2xx to UPDATE carries Contact (RFC 3311 §5.2)"
+    );
+}
+
+async fn the_client_may_ask_us_to_refresh(engine: Engine) {
+    let Some(db) = TestDb::new(engine).await else {
+        return;
+    };
+    let mut settings = common::test_settings(&db.url);
+    // RFC 4028 forbids intervals under 90 s; the floor is lowered here so
+    // that refreshes happen within the test.
+    settings.session_min_se_seconds = 1;
+    let app = TestApp::spawn_with(db, settings).await;
+    let mut as_ua = relay::app_server().await;
+    let w = relay::world_on(app, &[&as_ua]).await;
+    let mut client = SipUa::udp(w.app.sip).await.with_user("alice", DOMAIN);
+    let offer = sdp_offer(client.local_addr(), 4000);
+    let invite = client
+        .invite(&format!("sip:voicemail@{DOMAIN}"), &offer)
+        .header("Supported", "timer")
+        .header("Session-Expires", "2;refresher=uas");
+    let challenge = client.transact(&invite).await;
+    let invite = client.authorize(&invite, &challenge, "alice", PASSWORD, &Default::default());
+    client.send(&invite).await;
+    let at_as = relay::next_request(&mut as_ua, "INVITE").await;
+    let answer = sdp_offer(as_ua.local_addr(), 7000);
+    as_ua
+        .respond(
+            &at_as,
+            200,
+            "OK",
+            &[],
+            Some(("application/sdp", answer.as_bytes())),
+        )
+        .await;
+    let ok = client.recv_final(&invite).await;
+    assert_eq!(ok.status(), Some(200));
+    // RFC 4028 §9: the client asked Switchboard (the UAS) to refresh.
+    assert_eq!(header(&ok, "Session-Expires"), "2;refresher=uas");
+    assert_eq!(header(&ok, "Require"), "timer");
+    let ack = client.ack(&invite, &ok);
+    client.send(&ack).await;
+    relay::session_in(&w.app, &w.client_id, "established").await;
+    // So Switchboard refreshes, at half the interval, and the session lives
+    // on although the client never refreshes.
+    for _ in 0..3 {
+        let update = client
+            .recv_within(Duration::from_secs(3))
+            .await
+            .expect("a refresh from Switchboard");
+        assert_eq!(method_of(&update), "UPDATE");
+        assert_eq!(header(&update, "Session-Expires"), "2;refresher=uac");
+        client.respond(&update, 200, "OK", &[], None).await;
+    }
+    let s = relay::session_in(&w.app, &w.client_id, "established").await;
+    assert!(s["end_reason"].is_null());
 }

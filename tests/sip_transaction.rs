@@ -126,7 +126,11 @@ fn response_to(req: &Message, status: u16, to_tag: &str) -> Bytes {
 }
 
 fn inc(message: Message, flow: Flow) -> Incoming {
-    Incoming { message, flow }
+    Incoming {
+        message,
+        flow,
+        source: flow.remote,
+    }
 }
 
 async fn next(rx: &mut Receiver<TuEvent>) -> TuEvent {

@@ -32,8 +32,9 @@ pub struct Catalog {
     pub app_servers: HashMap<String, AppServer>,
     /// Resolved addresses of the app servers, by id.
     pub targets: HashMap<String, Target>,
-    /// SIP addresses of app servers: requests from them are not challenged.
-    /// The port counts, so a client on the AS's host is still challenged.
+    /// SIP addresses of enabled app servers: requests from them are not
+    /// challenged. The port counts, so a client on the AS's host is still
+    /// challenged. Look up with [`Catalog::trusted_source`].
     pub trusted: HashMap<SocketAddr, String>,
     pub clients_by_username: HashMap<String, Client>,
     pub tariffs: HashMap<String, Tariff>,
@@ -99,7 +100,12 @@ impl Catalog {
                 }
             }
         }
-        let trusted = targets.iter().map(|(id, t)| (t.addr, id.clone())).collect();
+        // A disabled app server is a stranger: its INVITEs are challenged.
+        let trusted = targets
+            .iter()
+            .filter(|(id, _)| app_servers.get(*id).is_some_and(|a| a.enabled))
+            .map(|(id, t)| (canonical(t.addr), id.clone()))
+            .collect();
         let clients_by_username = store
             .all_clients()
             .await?
@@ -121,6 +127,12 @@ impl Catalog {
             trusted,
             clients_by_username,
         })
+    }
+
+    /// The app server a request came from, judged by the socket address the
+    /// bytes really came from (never by Via, which the sender writes).
+    pub fn trusted_source(&self, source: SocketAddr) -> Option<&str> {
+        self.trusted.get(&canonical(source)).map(String::as_str)
     }
 
     /// The tariff of a session: the client's override, else the service's.
@@ -169,6 +181,11 @@ impl Catalog {
         sel.candidates = ordered;
         sel
     }
+}
+
+/// IPv4 peers of a dual-stack socket appear as `::ffff:a.b.c.d`.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Weighted random order without replacement: each next app server is drawn

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use super::auth::{AuthOutcome, DigestAuth};
 use super::catalog::CatalogHandle;
 use super::legs::Local;
 use super::registrar::Registrar;
 use super::table::SessionTable;
+use super::timers::TimerService;
 use super::RelayCommand;
 use crate::sip::message::{Message, Method};
 use crate::sip::transaction::{ServerTxId, TransactionLayer, TuEvent};
@@ -66,18 +68,9 @@ pub enum CoreTimer {
     Reap { session: String },
     /// Time to probe the app servers.
     Probe,
-    /// A side's session timer ran out unless refreshed since.
-    Expiry {
-        session: String,
-        inbound: bool,
-        generation: u64,
-    },
-    /// Time for Switchboard to refresh a side's session.
-    Refresh {
-        session: String,
-        inbound: bool,
-        generation: u64,
-    },
+    /// A side's session timer (RFC 4028): our refresh is due, or the
+    /// peer's is overdue, unless its deadline moved since.
+    Session { session: String, inbound: bool },
 }
 
 /// App server probing.
@@ -119,22 +112,23 @@ pub struct Core {
     pub(super) d: CoreDeps,
     pub(super) sessions: SessionTable,
     pub(super) prober: super::health::Prober,
-    pub(super) midcall: HashMap<ServerTxId, super::b2bua::Midcall>,
-    timers: mpsc::UnboundedSender<CoreTimer>,
-    timer_rx: Option<mpsc::UnboundedReceiver<CoreTimer>>,
+    pub(super) timers: TimerService<CoreTimer>,
+    /// Our source IP per destination, when listening on a wildcard. Bounded:
+    /// destinations come from the network.
     local_ips: HashMap<IpAddr, IpAddr>,
 }
 
+/// Destinations whose local IP is remembered (beyond, it is looked up each
+/// time).
+const MAX_LOCAL_IPS: usize = 4096;
+
 impl Core {
     pub fn new(d: CoreDeps) -> Self {
-        let (timers, timer_rx) = mpsc::unbounded_channel();
         Self {
             d,
             sessions: SessionTable::default(),
             prober: super::health::Prober::default(),
-            midcall: HashMap::new(),
-            timers,
-            timer_rx: Some(timer_rx),
+            timers: TimerService::default(),
             local_ips: HashMap::new(),
         }
     }
@@ -146,20 +140,28 @@ impl Core {
         mut commands: mpsc::Receiver<RelayCommand>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let Some(mut timers) = self.timer_rx.take() else {
-            return;
-        };
         self.probe_all();
         loop {
+            let wake = self.timers.next_deadline();
+            // Without a pending timer the sleep is disabled below; its
+            // deadline only has to be valid.
+            let sleep = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now));
             tokio::select! {
                 e = events.recv() => match e {
                     Some(e) => self.on_event(e),
                     None => return,
                 },
                 Some(c) = commands.recv() => self.on_command(c),
-                Some(t) = timers.recv() => self.on_timer(t),
+                () = sleep, if wake.is_some() => self.fire_due_timers(),
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.on_timer(timer);
         }
     }
 
@@ -169,9 +171,10 @@ impl Core {
                 tx,
                 message,
                 flow,
+                source,
                 cancels,
-            } => self.on_request(tx, message, flow, cancels),
-            TuEvent::Ack { message, .. } => self.on_client_ack(&message),
+            } => self.on_request(tx, message, flow, source, cancels),
+            TuEvent::Ack { message, .. } => self.on_ack(&message),
             TuEvent::Response { tx, message, .. } => {
                 let code = message.status();
                 if !(code.is_some_and(|c| c >= 200) && self.on_probe_answer(&tx, code)) {
@@ -200,6 +203,7 @@ impl Core {
         tx: ServerTxId,
         msg: Message,
         flow: Flow,
+        source: std::net::SocketAddr,
         cancels: Option<ServerTxId>,
     ) {
         let has_to_tag = msg
@@ -209,7 +213,7 @@ impl Core {
             .is_some();
         match msg.method() {
             Some(Method::Register) => self.on_register(&tx, &msg, &flow),
-            Some(Method::Invite) if !has_to_tag => self.on_invite(tx, msg, flow),
+            Some(Method::Invite) if !has_to_tag => self.on_invite(tx, msg, flow, source),
             Some(Method::Bye) => self.on_bye(&tx, &msg),
             Some(Method::Cancel) => self.on_cancel(&tx, &msg, cancels),
             Some(Method::Ack) => {}
@@ -301,21 +305,23 @@ impl Core {
             flow.local.ip()
         } else {
             let dest = flow.remote.ip();
-            *self
-                .local_ips
-                .entry(dest)
-                .or_insert_with(|| super::target::local_ip_for(dest).unwrap_or(dest))
+            match self.local_ips.get(&dest) {
+                Some(ip) => *ip,
+                None => {
+                    let ip = super::target::local_ip_for(dest).unwrap_or(dest);
+                    if self.local_ips.len() < MAX_LOCAL_IPS {
+                        self.local_ips.insert(dest, ip);
+                    }
+                    ip
+                }
+            }
         };
         Local {
             addr: std::net::SocketAddr::new(ip, port),
         }
     }
 
-    pub(super) fn schedule(&self, after: Duration, timer: CoreTimer) {
-        let tx = self.timers.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = tx.send(timer);
-        });
+    pub(super) fn schedule(&mut self, after: Duration, timer: CoreTimer) {
+        self.timers.schedule(Instant::now() + after, timer);
     }
 }

@@ -146,9 +146,10 @@ pub fn as_cancel(leg: &AsLeg) -> Result<Bytes, BuildError> {
 }
 
 /// A request inside a dialog: the remote target, our From with our tag,
-/// their To with theirs, the dialog's Call-ID.
+/// their To with theirs, the dialog's Call-ID and route set.
 struct DialogView<'a> {
     target: &'a str,
+    routes: &'a [String],
     from: Vec<u8>,
     to: Vec<u8>,
     call_id: &'a str,
@@ -160,16 +161,23 @@ pub struct InDialog<'a> {
     pub method: Method<'a>,
     /// The CSeq number; ACK reuses its INVITE's (§13.2.2.4).
     pub cseq: u32,
+    /// Max-Forwards (a relayed request carries the original's, less one).
+    pub max_forwards: u8,
     pub headers: &'a [(&'a str, String)],
     pub body: Option<(&'a str, &'a [u8])>,
 }
 
 impl<'a> InDialog<'a> {
     pub fn bare(method: Method<'a>, cseq: u32) -> Self {
+        Self::with_headers(method, cseq, &[])
+    }
+
+    pub fn with_headers(method: Method<'a>, cseq: u32, headers: &'a [(&'a str, String)]) -> Self {
         Self {
             method,
             cseq,
-            headers: &[],
+            max_forwards: 70,
+            headers,
             body: None,
         }
     }
@@ -178,11 +186,16 @@ impl<'a> InDialog<'a> {
 fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Bytes, BuildError> {
     let mut b = MessageBuilder::request(r.method, d.target)?
         .header("Via", local.via(d.flow))?
-        .header("Max-Forwards", "70")?
+        .header("Max-Forwards", r.max_forwards.to_string())?
         .header("From", d.from)?
         .header("To", d.to)?
         .header("Call-ID", d.call_id)?
         .header("CSeq", format!("{} {}", r.cseq, r.method.as_str()))?;
+    // RFC 3261 §12.2.1.1: the route set, loose routing (the Request-URI is
+    // the remote target).
+    for route in d.routes {
+        b = b.header("Route", route)?;
+    }
     if matches!(r.method, Method::Invite | Method::Update) {
         b = b.header("Contact", local.contact(d.flow))?;
     }
@@ -204,17 +217,13 @@ pub fn as_request(local: &Local, leg: &AsLeg, r: &InDialog<'_>) -> Result<Bytes,
     let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
     let view = DialogView {
         target: leg.remote_target.as_deref().unwrap_or(&leg.request_uri),
+        routes: &leg.route_set,
         from: d.from.to_vec(),
         to: with_tag(d.to, leg.remote_tag.as_deref()),
         call_id: &leg.call_id,
         flow: &leg.flow,
     };
     in_dialog(local, view, r)
-}
-
-/// ACK for the AS's 2xx to the first INVITE (RFC 3261 §13.2.2.4).
-pub fn as_ack(local: &Local, leg: &AsLeg) -> Result<Bytes, BuildError> {
-    as_request(local, leg, &InDialog::bare(Method::Ack, 1))
 }
 
 /// A request to the client on the inbound leg: From is the client's To
@@ -228,6 +237,7 @@ pub fn client_request(
     let inv = &leg.invite;
     let view = DialogView {
         target: &leg.remote_target,
+        routes: &leg.route_set,
         from: with_tag(
             inv.get(HeaderName::To)
                 .ok_or(BuildError::InvalidHeaderValue)?
@@ -270,7 +280,13 @@ pub fn client_response(
     answer: Option<&Message>,
     extra: &[(&'static str, String)],
 ) -> Result<Bytes, BuildError> {
-    let mut b = leg.invite.reply(code, reason)?.to_tag(&leg.local_tag);
+    // RFC 3261 §12.1.1: a dialog-creating response echoes the INVITE's
+    // Record-Route, so the client's proxies stay on the path.
+    let mut b = leg
+        .invite
+        .reply(code, reason)?
+        .to_tag(&leg.local_tag)
+        .copy_record_route((101..300).contains(&code));
     if (101..300).contains(&code) {
         b = b.header("Contact", local.contact(&leg.flow))?;
     }
@@ -292,6 +308,35 @@ pub fn client_response(
     Ok(Bytes::from(b.build()))
 }
 
+/// A display name as a quoted-string (RFC 3261 §25.1): `"` and `\` are
+/// escaped, and characters a quoted-string cannot hold (CR, LF and other
+/// controls) are dropped, so a name cannot break the header it is put in.
+pub fn quoted_display(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Record-Route values of a message, each header value split at its
+/// top-level commas, in order.
+pub fn record_routes(msg: &Message) -> Vec<String> {
+    msg.record_routes()
+        .filter_map(Result::ok)
+        .map(|r| String::from_utf8_lossy(r.raw()).into_owned())
+        .collect()
+}
+
 /// An OPTIONS probe of an app server (RFC 3261 §11).
 pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildError> {
     let b = MessageBuilder::request(Method::Options, uri)?
@@ -310,4 +355,23 @@ pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildErro
         .header("CSeq", "1 OPTIONS")?
         .header("Accept", "application/sdp")?;
     Ok(Bytes::from(b.build(b"")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_cannot_break_out_of_their_quotes() {
+        assert_eq!(quoted_display("Alice"), "\"Alice\"");
+        assert_eq!(
+            quoted_display("Al \"the pal\" \\ ice"),
+            r#""Al \"the pal\" \\ ice""#
+        );
+        assert_eq!(
+            quoted_display("Eve\r\nVia: x"),
+            "\"EveVia: x\"",
+            "no header injection"
+        );
+    }
 }

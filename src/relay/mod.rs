@@ -16,6 +16,7 @@ pub mod rules;
 pub mod session;
 pub mod table;
 pub mod target;
+pub mod timers;
 
 use tokio::sync::{mpsc, oneshot};
 

@@ -1,8 +1,10 @@
 //! A session as the relay holds it: the client leg (we are UAS), its AS
 //! legs (we are UAC), and what is published about it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::b2bua::Midcall;
 use crate::sip::message::Message;
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 use crate::sip::transport::Flow;
@@ -58,10 +60,14 @@ pub struct ClientLeg {
     pub local_tag: String,
     /// The client's Contact URI: the target of our in-dialog requests.
     pub remote_target: String,
+    /// Route headers of our in-dialog requests: the INVITE's Record-Route
+    /// values in order (RFC 3261 §12.1.1).
+    pub route_set: Vec<String>,
     /// CSeq of the requests we send to the client.
     pub local_cseq: u32,
-    /// The 2xx we relayed, re-sent while the client has not ACKed.
-    pub final_response: Option<bytes::Bytes>,
+    /// The 2xx we relayed (status and bytes), re-sent as it was while the
+    /// client has not ACKed.
+    pub final_response: Option<(u16, bytes::Bytes)>,
 }
 
 /// One outbound dialog (Switchboard is the UAC): an inquiry of an app
@@ -80,9 +86,19 @@ pub struct AsLeg {
     pub local_tag: String,
     pub remote_tag: Option<String>,
     pub remote_target: Option<String>,
+    /// Route headers of our in-dialog requests: the 2xx's Record-Route
+    /// values in reverse order (RFC 3261 §12.1.2).
+    pub route_set: Vec<String>,
     pub local_cseq: u32,
-    /// Any response (even 100) came: the AS is alive.
+    /// Any response (even 100) came: the AS is alive, and a CANCEL may be
+    /// sent (RFC 3261 §9.1).
     pub responded: bool,
+    /// We gave up on the leg before any response: the CANCEL goes out when
+    /// the first provisional response arrives (RFC 3261 §9.1).
+    pub cancel_wanted: bool,
+    /// The ACK sent for the 2xx (with the answer to a delayed offer),
+    /// re-sent for each retransmission of that 2xx.
+    pub ack: Option<bytes::Bytes>,
     pub state: LegState,
     pub created_at: Timestamp,
     pub ended_at: Option<Timestamp>,
@@ -106,8 +122,55 @@ pub struct LegTimer {
     pub interval: u32,
     /// Switchboard sends the refreshes (else the peer must).
     pub we_refresh: bool,
-    /// Bumped at each refresh, so stale expiry timers are ignored.
-    pub generation: u64,
+    /// When our refresh is due, or when the peer's is overdue.
+    pub deadline: tokio::time::Instant,
+    /// A core timer is pending for this leg. There is never more than one:
+    /// a refresh only moves `deadline`, and the pending timer re-arms itself
+    /// for it when it fires early.
+    pub armed: bool,
+}
+
+impl LegTimer {
+    pub fn new(interval: u32, we_refresh: bool) -> Self {
+        Self {
+            interval,
+            we_refresh,
+            deadline: tokio::time::Instant::now(),
+            armed: false,
+        }
+    }
+}
+
+/// A re-INVITE relayed from one side to the other (RFC 3261 §14), kept
+/// from its arrival until the next one: while it is pending (no ACK sent
+/// on the other side yet) another re-INVITE gets 491 (§14.2); afterwards
+/// it lets retransmitted 2xx be answered again.
+#[derive(Debug)]
+pub struct ReInvite {
+    /// It came on the inbound leg (else on outbound leg `leg`).
+    pub inbound: bool,
+    /// The outbound leg involved.
+    pub leg: usize,
+    /// The re-INVITE's server transaction and CSeq number on its side.
+    pub server_tx: ServerTxId,
+    pub cseq: u32,
+    /// Our copy on the other side: its transaction and CSeq (the ACK's).
+    pub copy_tx: ClientTxId,
+    pub copy_cseq: u32,
+    /// No offer in the re-INVITE: the 2xx carries the offer and the answer
+    /// comes in the ACK, which is relayed with it (§14.1, RFC 6337 §3).
+    pub offerless: bool,
+    /// The 2xx relayed back (status and bytes).
+    pub relayed: Option<(u16, bytes::Bytes)>,
+    /// The ACK sent on the other side, re-sent for each 2xx retransmission.
+    pub ack: Option<bytes::Bytes>,
+}
+
+impl ReInvite {
+    /// In progress (RFC 3261 §14.2): not yet ACKed on the other side.
+    pub fn pending(&self) -> bool {
+        self.ack.is_none()
+    }
 }
 
 #[derive(Debug)]
@@ -126,6 +189,11 @@ pub struct Session {
     pub best_failure: Option<(u16, String)>,
     /// Session timers of the inbound [0] and the answering outbound [1] leg.
     pub timers: [Option<LegTimer>; 2],
+    /// Requests relayed inside the dialog, by the server transaction of the
+    /// original; they go with the session.
+    pub relays: HashMap<ServerTxId, Midcall>,
+    /// The latest re-INVITE relayed.
+    pub reinvite: Option<ReInvite>,
     /// Headers from the rule's `set`.
     pub attributes: Vec<(String, String)>,
     pub client_leg: ClientLeg,
@@ -148,6 +216,13 @@ impl Session {
             .iter()
             .find(|l| matches!(l.state, LegState::Answered | LegState::Acked))
             .or_else(|| self.as_legs.last())
+    }
+
+    /// The outbound leg that answered, if one did.
+    pub fn answered_leg(&self) -> Option<usize> {
+        self.as_legs
+            .iter()
+            .position(|l| matches!(l.state, LegState::Answered | LegState::Acked))
     }
 
     pub fn duration_ms(&self) -> Option<i64> {
@@ -247,6 +322,11 @@ impl Session {
             created_at: self.created_at,
             ended_at: self.ended_at,
         }
+    }
+
+    /// The record of outbound leg `index`, if there is one.
+    pub fn leg_record(&self, index: usize) -> Option<LegRecord> {
+        self.as_legs.get(index).map(|l| self.as_leg_record(l))
     }
 
     pub fn as_leg_record(&self, leg: &AsLeg) -> LegRecord {

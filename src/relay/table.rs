@@ -29,6 +29,9 @@ pub struct SessionTable {
     by_invite_tx: HashMap<ServerTxId, String>,
     /// Live sessions per client id (for `max_sessions`).
     per_client: HashMap<String, u32>,
+    /// The client transactions ever indexed for a session, so that removing
+    /// it does not scan every transaction of the node.
+    txs_of: HashMap<String, Vec<ClientTxId>>,
 }
 
 impl SessionTable {
@@ -94,6 +97,7 @@ impl SessionTable {
 
     pub fn index_tx(&mut self, tx: ClientTxId, session: &str, purpose: Purpose) {
         self.by_client_tx.insert(tx, (session.to_string(), purpose));
+        self.txs_of.entry(session.to_string()).or_default().push(tx);
     }
 
     pub fn tx(&self, tx: &ClientTxId) -> Option<(String, Purpose)> {
@@ -118,18 +122,37 @@ impl SessionTable {
         self.by_invite_tx.get(tx).cloned()
     }
 
-    /// Drops a session and every index entry pointing at it.
+    /// Drops a session and every index entry still pointing at it. A key
+    /// may since have been taken by a newer session (a client reusing its
+    /// Call-ID and tag for a new INVITE): that entry is the newer session's
+    /// and stays.
     pub fn remove(&mut self, id: &str) -> Option<Session> {
         let s = self.sessions.remove(id)?;
-        self.by_client_dialog.remove(&(
+        let dialog = (
             s.client_leg.call_id.clone(),
             s.client_leg.remote_tag.clone(),
-        ));
-        self.by_invite_tx.remove(&s.client_leg.invite_tx);
+        );
+        remove_if_owned(&mut self.by_client_dialog, &dialog, |sid| sid == id);
+        remove_if_owned(&mut self.by_invite_tx, &s.client_leg.invite_tx, |sid| {
+            sid == id
+        });
         for leg in &s.as_legs {
-            self.by_as_call_id.remove(&leg.call_id);
+            remove_if_owned(&mut self.by_as_call_id, &leg.call_id, |(sid, _)| sid == id);
         }
-        self.by_client_tx.retain(|_, (sid, _)| sid != id);
+        for tx in self.txs_of.remove(id).unwrap_or_default() {
+            remove_if_owned(&mut self.by_client_tx, &tx, |(sid, _)| sid == id);
+        }
         Some(s)
+    }
+}
+
+/// Removes `key` from `map` only when its value still belongs to the caller.
+fn remove_if_owned<K, V, Q>(map: &mut HashMap<K, V>, key: &Q, owned: impl Fn(&V) -> bool)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if map.get(key).is_some_and(owned) {
+        map.remove(key);
     }
 }

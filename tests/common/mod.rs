@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod relay;
 pub mod sip_digest;
 pub mod sip_ua;
 pub mod sipp;

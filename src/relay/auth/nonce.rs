@@ -3,9 +3,11 @@
 //! A nonce carries its issue time and a MAC over it, so any node that holds
 //! the key can check it without state (RFC 7616 §3.3 leaves the format to
 //! the server). Replay protection needs state: the highest nonce-count
-//! accepted per nonce, kept until the nonce expires.
+//! accepted per nonce, kept until the nonce expires. Entries are also queued
+//! by when they may be forgotten, and swept from the front of that queue, so
+//! each check costs amortized O(1).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +16,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 const RAW_LEN: usize = 8 + 8 + 16;
-/// Entries kept for replay checks before old ones are pruned.
+/// Entries kept for replay checks at most; beyond, the oldest go first.
 const MAX_TRACKED: usize = 1 << 20;
 
 /// What a nonce presented by a client is worth.
@@ -31,8 +33,37 @@ pub enum NonceState {
 pub struct Nonces {
     key: [u8; 32],
     ttl: Duration,
-    /// nonce → (highest nc accepted, issue time in ms).
-    counts: Mutex<HashMap<[u8; 16], (u32, u64)>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    /// nonce MAC → highest nc accepted.
+    highest: HashMap<[u8; 16], u32>,
+    /// (ms after which the nonce is stale, nonce MAC), in non-decreasing
+    /// time order.
+    order: VecDeque<(u64, [u8; 16])>,
+}
+
+impl Counts {
+    fn sweep(&mut self, now: u64) {
+        while let Some(&(stale_at, mac)) = self.order.front() {
+            if stale_at > now {
+                break;
+            }
+            self.order.pop_front();
+            self.highest.remove(&mac);
+        }
+    }
+
+    fn cap(&mut self, max: usize) {
+        while self.highest.len() > max {
+            let Some((_, mac)) = self.order.pop_front() else {
+                break;
+            };
+            self.highest.remove(&mac);
+        }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -46,7 +77,7 @@ impl Nonces {
         Self {
             key,
             ttl,
-            counts: Mutex::new(HashMap::new()),
+            counts: Mutex::new(Counts::default()),
         }
     }
 
@@ -102,20 +133,44 @@ impl Nonces {
     /// correct; false when it is not above every count seen before (a
     /// replay, RFC 7616 §3.4).
     pub fn accept_count(&self, nonce: &[u8], nc: u32) -> bool {
+        self.accept_count_at(nonce, nc, now_ms())
+    }
+
+    fn accept_count_at(&self, nonce: &[u8], nc: u32, now: u64) -> bool {
         let Some((issued, mac)) = self.decode(nonce) else {
             return false;
         };
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.len() >= MAX_TRACKED {
-            let horizon = now_ms().saturating_sub(self.ttl.as_millis() as u64);
-            counts.retain(|_, (_, t)| *t >= horizon);
-        }
-        let entry = counts.entry(mac).or_insert((0, issued));
-        if nc <= entry.0 {
+        counts.sweep(now);
+        let highest = match counts.highest.get(&mac) {
+            Some(n) => *n,
+            None => {
+                // Stale once older than the TTL (see `state`); kept in time
+                // order, never before an entry queued earlier.
+                let stale_at = issued
+                    .saturating_add(self.ttl.as_millis() as u64)
+                    .saturating_add(1);
+                let stale_at = counts
+                    .order
+                    .back()
+                    .map_or(stale_at, |(last, _)| stale_at.max(*last));
+                counts.order.push_back((stale_at, mac));
+                counts.highest.insert(mac, 0);
+                counts.cap(MAX_TRACKED);
+                0
+            }
+        };
+        if nc <= highest {
             return false;
         }
-        entry.0 = nc;
+        counts.highest.insert(mac, nc);
         true
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.highest.len()
     }
 }
 
@@ -149,5 +204,21 @@ mod tests {
         assert!(!n.accept_count(nonce.as_bytes(), 1), "replay");
         assert!(n.accept_count(nonce.as_bytes(), 3));
         assert!(!n.accept_count(nonce.as_bytes(), 2), "going back");
+    }
+
+    #[test]
+    fn counts_of_stale_nonces_are_swept() {
+        let n = Nonces::new([7; 32], Duration::from_secs(30));
+        let first = n.issue();
+        let now = now_ms();
+        assert!(n.accept_count_at(first.as_bytes(), 1, now));
+        let second = n.issue();
+        assert!(n.accept_count_at(second.as_bytes(), 1, now + 10_000));
+        assert_eq!(n.tracked(), 2);
+        // Past the TTL both are stale (`state` refuses them first): the
+        // next check forgets them.
+        let third = n.issue();
+        assert!(n.accept_count_at(third.as_bytes(), 1, now + 40_000));
+        assert_eq!(n.tracked(), 1);
     }
 }

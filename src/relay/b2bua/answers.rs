@@ -13,7 +13,7 @@ impl Core {
         let index = match purpose {
             Purpose::AsInvite(index) => index,
             Purpose::Relay(server) => {
-                self.on_relayed_response(tx, server, Some(msg));
+                self.on_relayed_response(tx, &id, server, Some(msg));
                 return;
             }
             Purpose::Closing => {
@@ -23,12 +23,18 @@ impl Core {
                 return;
             }
         };
-        if let Some(leg) = self
+        let Some(leg) = self
             .sessions
             .get_mut(&id)
             .and_then(|s| s.as_legs.get_mut(index))
-        {
-            leg.responded = true;
+        else {
+            return;
+        };
+        leg.responded = true;
+        if code < 200 && leg.cancel_wanted {
+            // The CANCEL held back until now (RFC 3261 §9.1).
+            self.cancel_leg(&id, index);
+            return;
         }
         if code == 100 {
             return;
@@ -37,8 +43,8 @@ impl Core {
             return;
         };
         let leg_live = matches!(
-            session.as_legs[index].state,
-            LegState::Calling | LegState::Early
+            session.as_legs.get(index).map(|l| l.state),
+            Some(LegState::Calling | LegState::Early)
         );
         if (200..300).contains(&code) {
             self.on_as_answer(&id, index, msg, leg_live);
@@ -47,7 +53,9 @@ impl Core {
         if !leg_live || session.state != State::Proceeding {
             return;
         }
-        let leg = &mut session.as_legs[index];
+        let Some(leg) = session.as_legs.get_mut(index) else {
+            return;
+        };
         if code < 200 {
             leg.state = LegState::Early;
             leg.remote_tag = msg.to_header().ok().and_then(|t| t.tag().map(text));
@@ -60,16 +68,20 @@ impl Core {
         }
         leg.state = LegState::Failed;
         leg.ended_at = Some(Timestamp::now());
-        let record = session.as_leg_record(&session.as_legs[index]);
+        let record = session.leg_record(index);
         self.sessions.forget_tx(&tx);
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         let reason = text(msg.reason().unwrap_or(b"Failed"));
         self.event(&id, "as_rejected", Some(format!("{code} {reason}")));
         self.after_leg_failure(&id, code, &reason);
     }
 
-    /// A 2xx from an AS: relayed once, retransmissions re-send our 2xx (or
-    /// our ACK); a late answer on a leg we gave up is ACKed and hung up.
+    /// A 2xx from an AS: relayed once; a retransmission re-sends our 2xx
+    /// as it was (or our ACK); a late answer on a leg we gave up is ACKed
+    /// and hung up (RFC 3261 §15: a dialog nobody wants is confirmed, then
+    /// ended).
     pub(in crate::relay) fn on_as_answer(
         &mut self,
         id: &str,
@@ -77,73 +89,59 @@ impl Core {
         msg: &Message,
         leg_live: bool,
     ) {
-        let local = {
-            let Some(s) = self.sessions.get_mut(id) else {
-                return;
-            };
-            let flow = s.as_legs[index].flow;
-            self.local_for(&flow)
-        };
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        let leg = &mut session.as_legs[index];
+        let proceeding = session.state == State::Proceeding;
+        let Some(leg) = session.as_legs.get_mut(index) else {
+            return;
+        };
         if !leg_live {
             match leg.state {
                 LegState::Answered => {
-                    if let Some(ok) = session.client_leg.final_response.clone() {
-                        self.d.layer.respond(&session.client_leg.invite_tx, 200, ok);
+                    if let Some((code, ok)) = session.client_leg.final_response.clone() {
+                        self.d
+                            .layer
+                            .respond(&session.client_leg.invite_tx, code, ok);
                     }
                 }
-                LegState::Acked => {
-                    if let Ok(ack) = legs::as_ack(&local, leg) {
-                        let _ = self.d.layer.send_stateless(&leg.flow, ack);
-                    }
-                }
+                // Our ACK was lost: the same again (§13.2.2.4); a BYE we
+                // sent is retransmitted by its own transaction.
+                LegState::Acked | LegState::Ended => self.ack_as_leg(id, index, None),
                 LegState::Failed | LegState::Cancelled => {
-                    // An AS we gave up on answered after all (§15: a
-                    // dialog nobody wants is confirmed, then ended).
-                    leg.remote_tag = msg.to_header().ok().and_then(|t| t.tag().map(text));
-                    leg.remote_target = contact_of(msg);
-                    if let Ok(ack) = legs::as_ack(&local, leg) {
-                        let _ = self.d.layer.send_stateless(&leg.flow, ack);
-                    }
+                    learn_dialog(leg, msg);
+                    leg.state = LegState::Answered;
                     self.hang_up_as_leg(id, index);
                 }
-                _ => {}
+                LegState::Calling | LegState::Early => {}
             }
             return;
         }
-        leg.remote_tag = msg.to_header().ok().and_then(|t| t.tag().map(text));
-        leg.remote_target = contact_of(msg);
-        if session.state != State::Proceeding {
-            // Answered after we gave up (CANCEL crossed the 200): ACK, BYE.
-            leg.state = LegState::Ended;
-            if let Ok(ack) = legs::as_ack(&local, leg) {
-                let _ = self.d.layer.send_stateless(&leg.flow, ack);
-            }
+        learn_dialog(leg, msg);
+        leg.state = LegState::Answered;
+        if !proceeding {
+            // Answered after we gave up (a CANCEL crossed the 2xx).
             self.hang_up_as_leg(id, index);
             return;
         }
-        leg.state = LegState::Answered;
         let code = msg.status().unwrap_or(200);
         let reason = text(msg.reason().unwrap_or(b"OK"));
         let client_flow = self.sessions_flow(id);
         let client_local = self.local_for(&client_flow);
+        // Session timers (RFC 4028), each leg on its own.
+        let (inbound_timer, outbound_timer) = match self.sessions.get_mut(id) {
+            Some(s) => {
+                let invite = s.client_leg.invite.clone();
+                (self.inbound_timer(&invite), self.outbound_timer(msg))
+            }
+            None => return,
+        };
+        let timer_headers = inbound_timer
+            .map(|t| super::session_timer::timer_headers_for(&t, false))
+            .unwrap_or_default();
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        // Session timers (RFC 4028), each leg on its own.
-        let inbound_timer = Core::inbound_timer(&session.client_leg.invite);
-        let outbound_timer = Core::outbound_timer(msg);
-        let timer_headers: Vec<(&'static str, String)> = inbound_timer
-            .map(|t| {
-                vec![
-                    ("Session-Expires", format!("{};refresher=uac", t.interval)),
-                    ("Require", "timer".to_string()),
-                ]
-            })
-            .unwrap_or_default();
         match legs::client_response(
             &client_local,
             &session.client_leg,
@@ -153,7 +151,7 @@ impl Core {
             &timer_headers,
         ) {
             Ok(bytes) => {
-                session.client_leg.final_response = Some(bytes.clone());
+                session.client_leg.final_response = Some((code, bytes.clone()));
                 self.d
                     .layer
                     .respond(&session.client_leg.invite_tx, code, bytes);
@@ -162,8 +160,9 @@ impl Core {
         }
         session.state = State::Answered;
         session.final_status = Some(code);
-        let record = session.as_leg_record(&session.as_legs[index]);
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = session.leg_record(index) {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         self.publish_by_id(id);
         self.event(id, "answered", Some(format!("{code} {reason}")));
         // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
@@ -216,7 +215,7 @@ impl Core {
                 self.sessions.forget_tx(&tx);
                 self.give_up_leg(&id, index, "timeout");
             }
-            Purpose::Relay(server) => self.on_relayed_response(tx, server, None),
+            Purpose::Relay(server) => self.on_relayed_response(tx, &id, server, None),
             Purpose::Closing => self.sessions.forget_tx(&tx),
         }
     }
@@ -234,23 +233,13 @@ impl Core {
         {
             return;
         }
-        if leg.state == LegState::Early {
-            if let Ok(Ok(cancel)) =
-                legs::as_cancel(leg).map(|b| parse_datagram(b, &Limits::default()))
-            {
-                if let Ok(ctx) = self.d.layer.request(cancel, leg.flow) {
-                    self.sessions.index_tx(ctx, id, Purpose::Closing);
-                }
-            }
-        }
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let leg = &mut session.as_legs[index];
         leg.state = LegState::Failed;
         leg.ended_at = Some(Timestamp::now());
-        let record = session.as_leg_record(&session.as_legs[index]);
-        self.publish(SessionChange::Leg(Box::new(record)));
+        let record = session.leg_record(index);
+        self.cancel_leg(id, index);
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
         self.event(id, "as_timeout", Some(why.to_string()));
         self.after_leg_failure(id, 408, "Request Timeout");
     }
@@ -278,4 +267,15 @@ impl Core {
         let why = if failover { "as_failure" } else { "rejected" };
         self.fail(id, code, &reason, why);
     }
+}
+
+/// The dialog a 2xx creates on an outbound leg (RFC 3261 §12.1.2): the
+/// peer's tag, its Contact as remote target, and the Record-Route values
+/// in reverse order as route set.
+fn learn_dialog(leg: &mut AsLeg, answer: &Message) {
+    leg.remote_tag = answer.to_header().ok().and_then(|t| t.tag().map(text));
+    leg.remote_target = contact_of(answer);
+    let mut routes = legs::record_routes(answer);
+    routes.reverse();
+    leg.route_set = routes;
 }

@@ -3,17 +3,30 @@
 use super::*;
 
 impl Core {
-    /// Step 6: the client's ACK for our 2xx confirms the session.
-    pub(in crate::relay) fn on_client_ack(&mut self, msg: &Message) {
-        let Some(id) = self.client_dialog_of(msg) else {
+    /// An ACK for a 2xx (RFC 3261 §13.2.2.4): the client's confirms the
+    /// session (step 6); later ones may close a relayed re-INVITE.
+    pub(in crate::relay) fn on_ack(&mut self, msg: &Message) {
+        let Some((id, as_leg)) = self.find_dialog(msg) else {
             return;
         };
-        let Some(session) = self.sessions.get_mut(&id) else {
-            return;
-        };
-        if session.state != State::Answered {
-            return;
+        let answered = self
+            .sessions
+            .get_mut(&id)
+            .is_some_and(|s| s.state == State::Answered);
+        if as_leg.is_none() && answered {
+            self.confirm(&id, msg);
+        } else {
+            self.relay_reinvite_ack(&id, as_leg, msg);
         }
+    }
+
+    /// Step 6: the client's ACK for our 2xx confirms the session. It is
+    /// relayed with its body: after an INVITE without an offer, the 2xx
+    /// carried the offer and the ACK carries the answer (RFC 3261 §13.2.1).
+    fn confirm(&mut self, id: &str, ack: &Message) {
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
         session.state = State::Established;
         session.answered_at = Some(Timestamp::now());
         let Some(index) = session
@@ -23,18 +36,47 @@ impl Core {
         else {
             return;
         };
-        let flow = session.as_legs[index].flow;
+        let content_type = ack
+            .get(crate::sip::message::HeaderName::ContentType)
+            .and_then(|h| h.value_str());
+        self.ack_as_leg(id, index, content_type.map(|ct| (ct, ack.body())));
+        self.publish_by_id(id);
+        self.event(id, "established", None);
+    }
+
+    /// ACKs the 2xx of an outbound leg's INVITE (RFC 3261 §13.2.2.4), with
+    /// `body` if any; an answered leg becomes acked. A 2xx retransmission
+    /// gets the ACK sent before.
+    pub(in crate::relay) fn ack_as_leg(
+        &mut self,
+        id: &str,
+        index: usize,
+        body: Option<(&str, &[u8])>,
+    ) {
+        let flow = self.outbound_flow(id, index);
         let local = self.local_for(&flow);
-        let Some(session) = self.sessions.get_mut(&id) else {
+        let Some(leg) = self
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.as_legs.get_mut(index))
+        else {
             return;
         };
-        let leg = &mut session.as_legs[index];
-        leg.state = LegState::Acked;
-        if let Ok(ack) = legs::as_ack(&local, leg) {
+        if leg.state == LegState::Answered {
+            leg.state = LegState::Acked;
+        }
+        let ack = match &leg.ack {
+            Some(sent) => Some(sent.clone()),
+            None => {
+                let mut r = legs::InDialog::bare(Method::Ack, 1);
+                r.body = body;
+                legs::as_request(&local, leg, &r).ok()
+            }
+        };
+        if let Some(ack) = ack {
+            leg.ack = Some(ack.clone());
             let _ = self.d.layer.send_stateless(&leg.flow, ack);
         }
-        self.publish_by_id(&id);
-        self.event(&id, "established", None);
     }
 
     /// The session of a request in the client's dialog (Call-ID and the
@@ -57,16 +99,33 @@ impl Core {
             .map(|(id, leg)| (id, Some(leg)))
     }
 
-    /// BYE from either side: answered, relayed to the other side.
+    /// BYE from either side: answered, relayed to the other side. A BYE
+    /// on an outbound leg that is not the session's answered one ends only
+    /// that leg's dialog (if it had one), not the session.
     pub(in crate::relay) fn on_bye(&mut self, tx: &ServerTxId, msg: &Message) {
         let Some((id, as_leg)) = self.find_dialog(msg) else {
             self.respond(tx, msg, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         };
-        let live = self
-            .sessions
-            .get_mut(&id)
-            .is_some_and(|s| matches!(s.state, State::Answered | State::Established));
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let live = matches!(session.state, State::Answered | State::Established);
+        let active = session.answered_leg();
+        if let Some(index) = as_leg.filter(|i| live && active != Some(*i)) {
+            // A leg we already hung up (a late 2xx we ACKed and BYEd) had a
+            // dialog: the crossing BYE gets 200. Others never had one.
+            let had_dialog = session
+                .as_legs
+                .get(index)
+                .is_some_and(|l| l.state == LegState::Ended && l.remote_tag.is_some());
+            if had_dialog {
+                self.respond(tx, msg, 200, "OK", &[]);
+            } else {
+                self.respond(tx, msg, 481, "Call/Transaction Does Not Exist", &[]);
+            }
+            return;
+        }
         if !live {
             self.respond(tx, msg, 481, "Call/Transaction Does Not Exist", &[]);
             return;
@@ -74,11 +133,7 @@ impl Core {
         self.respond(tx, msg, 200, "OK", &[]);
         match as_leg {
             None => {
-                if let Some(index) = self.sessions.get_mut(&id).and_then(|s| {
-                    s.as_legs
-                        .iter()
-                        .position(|l| matches!(l.state, LegState::Acked | LegState::Answered))
-                }) {
+                if let Some(index) = active {
                     self.hang_up_as_leg(&id, index);
                 }
                 let why = self
@@ -121,43 +176,78 @@ impl Core {
         }
     }
 
+    /// Gives up every outbound leg still waiting for its final answer.
     pub(in crate::relay) fn cancel_pending(&mut self, id: &str) {
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let mut sent = Vec::new();
-        for leg in session.as_legs.iter_mut() {
-            if matches!(leg.state, LegState::Calling | LegState::Early) {
+        let pending: Vec<usize> = self
+            .sessions
+            .get_mut(id)
+            .map(|s| {
+                s.as_legs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| matches!(l.state, LegState::Calling | LegState::Early))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for index in pending {
+            if let Some(leg) = self
+                .sessions
+                .get_mut(id)
+                .and_then(|s| s.as_legs.get_mut(index))
+            {
                 leg.state = LegState::Cancelled;
                 leg.ended_at = Some(Timestamp::now());
-                if let Ok(Ok(cancel)) =
-                    legs::as_cancel(leg).map(|b| parse_datagram(b, &Limits::default()))
-                {
-                    if let Ok(ctx) = self.d.layer.request(cancel, leg.flow) {
-                        sent.push(ctx);
-                    }
-                }
             }
+            self.cancel_leg(id, index);
         }
-        for ctx in sent {
+    }
+
+    /// CANCELs the INVITE of an outbound leg. RFC 3261 §9.1: not before a
+    /// provisional response came; until then it is only wanted, and sent
+    /// when the first one arrives (a final answer makes it moot).
+    pub(in crate::relay) fn cancel_leg(&mut self, id: &str, index: usize) {
+        let Some(leg) = self
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.as_legs.get_mut(index))
+        else {
+            return;
+        };
+        if !leg.responded {
+            leg.cancel_wanted = true;
+            return;
+        }
+        leg.cancel_wanted = false;
+        let flow = leg.flow;
+        let Ok(Ok(cancel)) = legs::as_cancel(leg).map(|b| parse_datagram(b, &Limits::default()))
+        else {
+            return;
+        };
+        if let Ok(ctx) = self.d.layer.request(cancel, flow) {
             self.sessions.index_tx(ctx, id, Purpose::Closing);
         }
     }
 
-    /// Sends BYE on an AS leg.
+    /// Sends BYE on an AS leg. An answered leg not yet ACKed is ACKed first:
+    /// a dialog is confirmed before it is ended (RFC 3261 §15).
     pub(in crate::relay) fn hang_up_as_leg(&mut self, id: &str, index: usize) {
-        let Some(flow) = self
+        let unacked = self
             .sessions
             .get_mut(id)
-            .and_then(|s| s.as_legs.get(index).map(|l| l.flow))
-        else {
-            return;
-        };
+            .and_then(|s| s.as_legs.get(index))
+            .is_some_and(|l| l.state == LegState::Answered);
+        if unacked {
+            self.ack_as_leg(id, index, None);
+        }
+        let flow = self.outbound_flow(id, index);
         let local = self.local_for(&flow);
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        let leg = &mut session.as_legs[index];
+        let Some(leg) = session.as_legs.get_mut(index) else {
+            return;
+        };
         leg.state = LegState::Ended;
         leg.ended_at = Some(Timestamp::now());
         leg.local_cseq += 1;
@@ -168,13 +258,15 @@ impl Core {
         )
         .ok()
         .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        let record = session.as_leg_record(&session.as_legs[index]);
+        let record = session.leg_record(index);
         if let Some(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);
             }
         }
-        self.publish(SessionChange::Leg(Box::new(record)));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
     }
 
     /// Sends BYE to the client over the flow it used.

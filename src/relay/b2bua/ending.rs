@@ -44,6 +44,16 @@ impl Core {
         if let Some((client_id, _)) = client {
             self.sessions.release_client_slot(&client_id);
         }
+        // Requests still relayed in the dialog end with it (RFC 3261
+        // §15.1.2: 487 to what is pending when the session ends).
+        let pending: Vec<_> = self
+            .sessions
+            .get_mut(id)
+            .map(|s| s.relays.drain().collect())
+            .unwrap_or_default();
+        for (tx, m) in pending {
+            self.respond(&tx, &m.request, 487, "Request Terminated", &[]);
+        }
         // The CDR (SPEC §4), billed with the tariff of this moment.
         let catalog = self.d.catalog.snapshot();
         let tariff = catalog.tariff_for(client_record.as_deref(), record.service_id.as_deref());
@@ -118,24 +128,13 @@ impl Core {
                     .get_mut(&session)
                     .is_some_and(|s| s.state == State::Answered)
                 {
-                    // RFC 3261 §13.3.1.4: no ACK, so the dialog is ended with BYE.
+                    // RFC 3261 §13.3.1.4: no ACK, so the dialog is ended with
+                    // BYE (the AS leg is ACKed first, §15).
                     let index = self
                         .sessions
                         .get_mut(&session)
                         .and_then(|s| s.as_legs.iter().position(|l| l.state == LegState::Answered));
                     if let Some(index) = index {
-                        let flow = self
-                            .sessions
-                            .get_mut(&session)
-                            .map(|s| s.as_legs[index].flow);
-                        if let Some(flow) = flow {
-                            let local = self.local_for(&flow);
-                            if let Some(s) = self.sessions.get_mut(&session) {
-                                if let Ok(ack) = legs::as_ack(&local, &s.as_legs[index]) {
-                                    let _ = self.d.layer.send_stateless(&flow, ack);
-                                }
-                            }
-                        }
                         self.hang_up_as_leg(&session, index);
                     }
                     self.hang_up_client(&session);
@@ -146,16 +145,7 @@ impl Core {
                 self.sessions.remove(&session);
             }
             CoreTimer::Probe => self.probe_all(),
-            CoreTimer::Expiry {
-                session,
-                inbound,
-                generation,
-            } => self.on_expiry(&session, inbound, generation),
-            CoreTimer::Refresh {
-                session,
-                inbound,
-                generation,
-            } => self.on_refresh_due(&session, inbound, generation),
+            CoreTimer::Session { session, inbound } => self.on_session_timer(&session, inbound),
         }
     }
 

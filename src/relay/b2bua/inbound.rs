@@ -1,33 +1,28 @@
-//! Steps 1–4 of SPEC §2: a new INVITE is authenticated, searched and
-//! inquired of the chosen app server; an INVITE from a trusted app server
-//! is forked to the registered contacts of the client it names.
+//! Steps 1–3 of SPEC §2: a new INVITE is authenticated and searched, and
+//! its session opened (the inquiry, step 4, is in `outbound`); an INVITE
+//! from a trusted app server is forked to the registered contacts of the
+//! client it names.
 
 use std::sync::Arc;
 
+use super::outbound::Outbound;
 use super::*;
 use crate::relay::session::Direction;
 use crate::store::clients::Client;
 
-/// Where one outbound leg goes, and as whom.
-struct Outbound {
-    request_uri: String,
-    flow: Flow,
-    app_server_id: Option<String>,
-    /// From URI (ours carries our own tag).
-    from: String,
-    to: String,
-    asserted_identity: Option<String>,
-    /// Add `X-Switchboard-Session` (app servers only).
-    tag_session: bool,
-}
-
 impl Core {
     /// A new INVITE: from a trusted app server (AS → client), or from a
     /// client asking for a service.
-    pub(in crate::relay) fn on_invite(&mut self, tx: ServerTxId, msg: Message, flow: Flow) {
+    pub(in crate::relay) fn on_invite(
+        &mut self,
+        tx: ServerTxId,
+        msg: Message,
+        flow: Flow,
+        source: std::net::SocketAddr,
+    ) {
         // RFC 4028 §8.1: too short a session interval is refused with 422.
         let min_se = self.d.config.min_session_expires;
-        if super::midcall::session_expires(&msg).is_some_and(|(i, _)| i < min_se) {
+        if super::session_timer::session_expires(&msg).is_some_and(|(i, _)| i < min_se) {
             self.respond(
                 &tx,
                 &msg,
@@ -38,8 +33,10 @@ impl Core {
             return;
         }
         let catalog = self.d.catalog.snapshot();
-        if let Some(as_id) = catalog.trusted.get(&flow.remote) {
-            let as_id = as_id.clone();
+        // Trust follows the socket address the INVITE came from: `flow`
+        // carries the Via port for UDP without rport, which anyone can write.
+        if let Some(as_id) = catalog.trusted_source(source) {
+            let as_id = as_id.to_string();
             self.on_as_invite(tx, msg, flow, as_id);
             return;
         }
@@ -192,6 +189,7 @@ impl Core {
             remote_tag: from.tag().map(text).unwrap_or_default(),
             local_tag: legs::random_tag(),
             remote_target,
+            route_set: legs::record_routes(&msg),
             local_cseq: 0,
             final_response: None,
             invite: msg.clone(),
@@ -209,6 +207,8 @@ impl Core {
             origin_app_server: None,
             best_failure: None,
             timers: [None, None],
+            relays: Default::default(),
+            reinvite: None,
             attributes: Vec::new(),
             client_leg,
             as_legs: Vec::new(),
@@ -229,173 +229,5 @@ impl Core {
         self.event(&id, "created", Some(detail));
         self.sessions.insert(session);
         id
-    }
-
-    /// Step 4: INVITE the next app server of the session's candidates; with
-    /// none left the client gets the best failure seen (or 503).
-    pub(in crate::relay) fn inquire_next(&mut self, id: &str) {
-        let catalog = self.d.catalog.snapshot();
-        loop {
-            let Some(session) = self.sessions.get_mut(id) else {
-                return;
-            };
-            if session.candidates.is_empty() {
-                let (code, reason) = session
-                    .best_failure
-                    .clone()
-                    .unwrap_or((503, "No Application Server Available".into()));
-                self.fail(id, code, &reason, "as_failure");
-                return;
-            }
-            let as_id = session.candidates.remove(0);
-            let (Some(app_server), Some(target)) =
-                (catalog.app_servers.get(&as_id), catalog.targets.get(&as_id))
-            else {
-                continue;
-            };
-            let inv = &session.client_leg.invite;
-            let outbound = Outbound {
-                request_uri: as_request_uri(&app_server.uri, inv),
-                flow: Flow {
-                    protocol: target.protocol,
-                    remote: target.addr,
-                    local: self.d.listen,
-                    connection: 0,
-                },
-                app_server_id: Some(as_id.clone()),
-                from: inv.from_header().map(|f| uri_of(&f)).unwrap_or_default(),
-                to: inv.to_header().map(|t| text(t.raw())).unwrap_or_default(),
-                asserted_identity: session.client.as_ref().map(|c| asserted_identity(c)),
-                tag_session: true,
-            };
-            if self.open_leg(id, outbound) {
-                return;
-            }
-        }
-    }
-
-    /// Sends the INVITE of a new outbound leg; false when it could not be
-    /// sent.
-    fn open_leg(&mut self, id: &str, out: Outbound) -> bool {
-        let local = self.local_for(&out.flow);
-        let ring = self.ring_timeout(id);
-        let Some(session) = self.sessions.get_mut(id) else {
-            return false;
-        };
-        let call_id = legs::new_call_id(&local);
-        let local_tag = legs::random_tag();
-        let inv = &session.client_leg.invite;
-        let max_forwards = inv
-            .max_forwards()
-            .ok()
-            .flatten()
-            .unwrap_or(70)
-            .saturating_sub(1);
-        let inquiry = Inquiry {
-            request_uri: &out.request_uri,
-            from: &format!("<{}>", out.from),
-            to: &out.to,
-            call_id: &call_id,
-            local_tag: &local_tag,
-            max_forwards,
-            asserted_identity: out.asserted_identity.as_deref(),
-            session_id: out.tag_session.then_some(session.id.as_str()),
-            attributes: &session.attributes,
-            session_expires: super::midcall::SESSION_EXPIRES.max(self.d.config.min_session_expires),
-            min_session_expires: self.d.config.min_session_expires,
-        };
-        let built = legs::as_invite(&local, &out.flow, &inquiry, inv)
-            .ok()
-            .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        let Some(invite) = built else {
-            tracing::warn!(session = %id, target = %out.request_uri, "cannot build the outbound INVITE");
-            return false;
-        };
-        let Ok(tx) = self.d.layer.request(invite.clone(), out.flow) else {
-            return false;
-        };
-        let target = out
-            .app_server_id
-            .clone()
-            .unwrap_or_else(|| out.request_uri.clone());
-        session.as_legs.push(AsLeg {
-            leg_id: new_id(),
-            app_server_id: out.app_server_id,
-            flow: out.flow,
-            invite,
-            invite_tx: tx,
-            request_uri: out.request_uri,
-            call_id: call_id.clone(),
-            local_tag,
-            remote_tag: None,
-            remote_target: None,
-            local_cseq: 1,
-            responded: false,
-            state: LegState::Calling,
-            created_at: Timestamp::now(),
-            ended_at: None,
-        });
-        let index = session.as_legs.len() - 1;
-        let record = session.as_leg_record(&session.as_legs[index]);
-        self.sessions.index_as_leg(&call_id, id, index);
-        self.sessions.index_tx(tx, id, Purpose::AsInvite(index));
-        self.publish(SessionChange::Leg(Box::new(record)));
-        self.event(id, "inquiry", Some(target));
-        let session = id.to_string();
-        self.schedule(
-            ring,
-            CoreTimer::Ring {
-                session: session.clone(),
-                leg: index,
-            },
-        );
-        self.schedule(
-            self.d.config.response_timeout,
-            CoreTimer::Silent {
-                session,
-                leg: index,
-            },
-        );
-        true
-    }
-
-    /// The service's ring timeout, else Timer C.
-    fn ring_timeout(&self, id: &str) -> std::time::Duration {
-        let catalog = self.d.catalog.snapshot();
-        self.sessions
-            .service_of(id)
-            .and_then(|s| catalog.services.get(&s))
-            .and_then(|e| e.service.ring_timeout_seconds)
-            .map(|s| std::time::Duration::from_secs(s.max(1) as u64))
-            .unwrap_or(self.d.config.timer_c)
-    }
-}
-
-/// The identity Switchboard asserts for an authenticated client (RFC 3325).
-fn asserted_identity(c: &Client) -> String {
-    match &c.display_name {
-        Some(d) => format!(
-            "\"{}\" <sip:{}@{}>",
-            d.replace('"', ""),
-            c.username,
-            c.realm
-        ),
-        None => format!("<sip:{}@{}>", c.username, c.realm),
-    }
-}
-
-/// The inquiry's Request-URI: the app server's URI carrying the user part
-/// the client asked for (the service it named), e.g.
-/// `sip:voicemail@127.0.0.1:5080;transport=udp`.
-fn as_request_uri(as_uri: &str, client_invite: &Message) -> String {
-    let user = client_invite
-        .request_uri()
-        .ok()
-        .and_then(|u| u.user().map(text));
-    let (scheme, rest) = as_uri.split_once(':').unwrap_or(("sip", as_uri));
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    match user {
-        Some(u) => format!("{scheme}:{u}@{rest}"),
-        None => format!("{scheme}:{rest}"),
     }
 }

@@ -1,19 +1,17 @@
 //! The established session: requests inside a dialog relayed to the other
-//! side (re-INVITE, UPDATE, INFO …), and session timers (RFC 4028) so that
-//! a session whose peer vanished ends instead of lasting forever.
+//! side (re-INVITE, UPDATE, INFO …) and their answers relayed back.
 //!
-//! Each leg negotiates its own timer. Switchboard never volunteers to
-//! refresh a client (the client refreshes, `refresher=uac`); towards app
-//! servers it asks them to refresh (`refresher=uas`) and refreshes with
-//! UPDATE itself only when an app server insists on `refresher=uac`.
-
-use std::time::Duration;
+//! Each side keeps its own dialog: Via, Route, Record-Route, Contact,
+//! Call-ID, tags and CSeq are written per leg; Max-Forwards goes down by
+//! one; the body and the end-to-end headers of [`END_TO_END`] travel on.
+//! An INFO (from either side, e.g. an app server's) goes through
+//! [`Core::on_in_dialog`] and [`Core::relay_request`] like any other
+//! request.
 
 use super::*;
-use crate::relay::session::LegTimer;
 
 /// A request relayed from one side of a session to the other.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Midcall {
     pub session: String,
     pub request: Message,
@@ -24,35 +22,48 @@ pub struct Midcall {
     pub outbound_leg: usize,
 }
 
-/// Session-Expires we ask for and the smallest we accept (RFC 4028 §4).
-pub const SESSION_EXPIRES: u32 = 1800;
+/// Headers that concern the two ends rather than one hop or one dialog,
+/// carried across in requests and responses. Content-Type travels with
+/// the body; Supported and Require are ours per leg (only `timer`, which
+/// the session timer code writes, is understood end to end).
+const END_TO_END: &[&str] = &[
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Allow",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Event",
+    "Info-Package",
+    "Organization",
+    "Priority",
+    "Reason",
+    "Recv-Info",
+    "Subject",
+    "Subscription-State",
+    "Warning",
+];
 
-/// `Session-Expires` delta-seconds and refresher of a message.
-pub fn session_expires(msg: &Message) -> Option<(u32, Option<String>)> {
-    let value = msg.header_value("Session-Expires")?;
-    let text = text(value);
-    let mut parts = text.split(';');
-    let interval = parts.next()?.trim().parse().ok()?;
-    let refresher = parts.find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("refresher")
-            .then(|| v.trim().to_ascii_lowercase())
-    });
-    Some((interval, refresher))
+/// Whether header `name` of a relayed message goes to the other side:
+/// [`END_TO_END`] and the user headers (`X-…`), except our own session id.
+fn carried(name: &str) -> bool {
+    let x_header = name.len() > 2 && name[..2].eq_ignore_ascii_case("x-");
+    (x_header && !name.eq_ignore_ascii_case("X-Switchboard-Session"))
+        || END_TO_END.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
-pub fn supports_timer(msg: &Message) -> bool {
-    msg.supported()
-        .chain(msg.require())
-        .any(|t| t.eq_ignore_ascii_case(b"timer"))
-}
-
-/// When to give up on a refresh: before the interval ends, by 32 s or a
-/// third of it (RFC 4028 §10).
-fn expiry_after(interval: u32) -> Duration {
-    let margin = (interval / 3).min(32);
-    Duration::from_secs(u64::from(interval.saturating_sub(margin).max(1)))
+/// The end-to-end headers of `msg` (name and value), in order.
+fn end_to_end(msg: &Message) -> Vec<(String, String)> {
+    msg.headers()
+        .filter_map(|h| {
+            let name = match h.name.as_str() {
+                "" => text(h.raw_name),
+                known => known.to_string(),
+            };
+            carried(&name).then(|| (name, text(h.value)))
+        })
+        .collect()
 }
 
 impl Core {
@@ -67,16 +78,22 @@ impl Core {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        if session.state != State::Established {
-            self.respond(&tx, &msg, 491, "Request Pending", &[]);
-            return;
+        match session.state {
+            State::Established => {}
+            // The dialogs are over (RFC 3261 §12.2.2).
+            State::Ended => {
+                self.respond(&tx, &msg, 481, "Call/Transaction Does Not Exist", &[]);
+                return;
+            }
+            _ => {
+                self.respond(&tx, &msg, 491, "Request Pending", &[]);
+                return;
+            }
         }
-        let Some(outbound) = as_leg.or_else(|| {
-            session
-                .as_legs
-                .iter()
-                .position(|l| l.state == LegState::Acked)
-        }) else {
+        // Only the answered outbound leg is in the session; a request on
+        // any other leg of ours names a dialog that no longer exists.
+        let active = session.answered_leg();
+        let Some(outbound) = active.filter(|a| as_leg.is_none_or(|i| i == *a)) else {
             self.respond(&tx, &msg, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         };
@@ -84,24 +101,61 @@ impl Core {
             self.respond(&tx, &msg, 501, "Transfer Not Supported Yet", &[]);
             return;
         }
-        let refresh = matches!(method, Some(Method::Invite | Method::Update));
-        if refresh {
+        // RFC 3261 §14.2: one INVITE at a time in a dialog, in either
+        // direction (the one from the other side makes this a glare).
+        if method == Some(Method::Invite) && session.reinvite.as_ref().is_some_and(|r| r.pending())
+        {
+            self.respond(
+                &tx,
+                &msg,
+                491,
+                "Request Pending",
+                &[("Retry-After", "1".into())],
+            );
+            return;
+        }
+        if matches!(method, Some(Method::Invite | Method::Update)) {
+            if !self.renegotiate_request(&tx, &id, inbound, &msg) {
+                return;
+            }
             if let Some(target) = contact_of(&msg) {
                 // A target refresh (RFC 3261 §12.2.2).
-                match as_leg {
-                    Some(i) => session.as_legs[i].remote_target = Some(target),
-                    None => session.client_leg.remote_target = target,
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    match as_leg.and_then(|i| s.as_legs.get_mut(i)) {
+                        Some(leg) => leg.remote_target = Some(target),
+                        None => s.client_leg.remote_target = target,
+                    }
                 }
             }
             self.refreshed(&id, inbound);
         }
         if method == Some(Method::Update) && msg.body().is_empty() {
-            // A pure session refresh: answered here, each leg has its own timer.
-            let headers = self.timer_headers(&id, inbound, false);
+            // A pure session refresh: answered here, each leg has its own
+            // timer. A 2xx to UPDATE carries our Contact (RFC 3311 §5.2).
+            let mut headers = self.timer_headers(&id, inbound, false);
+            let flow = self.sessions_flow(&id);
+            let flow = if inbound {
+                flow
+            } else {
+                self.outbound_flow(&id, outbound)
+            };
+            headers.push(("Contact", self.local_for(&flow).contact(&flow)));
             self.respond(&tx, &msg, 200, "OK", &headers);
             return;
         }
         self.relay_request(tx, msg, &id, inbound, outbound);
+    }
+
+    /// The flow of outbound leg `index` (or of the client when it is gone).
+    pub(in crate::relay) fn outbound_flow(&mut self, id: &str, index: usize) -> Flow {
+        match self
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.as_legs.get(index).map(|l| l.flow))
+        {
+            Some(flow) => flow,
+            None => self.sessions_flow(id),
+        }
     }
 
     /// Sends a copy of `msg` on the other side of the session.
@@ -114,13 +168,28 @@ impl Core {
         outbound: usize,
     ) {
         let Some(method) = msg.method() else { return };
-        let flow = match self.sessions.get_mut(id) {
-            Some(s) if inbound => s.as_legs[outbound].flow,
-            Some(s) => s.client_leg.flow,
-            None => return,
+        // RFC 3261 §16.3: a request that may not travel further.
+        let max_forwards = msg.max_forwards().ok().flatten().unwrap_or(70);
+        if max_forwards == 0 {
+            self.respond(&tx, &msg, 483, "Too Many Hops", &[]);
+            return;
+        }
+        let flow = if inbound {
+            self.outbound_flow(id, outbound)
+        } else {
+            self.sessions_flow(id)
         };
         let local = self.local_for(&flow);
-        let timer = self.timer_headers(id, !inbound, true);
+        let timer = if matches!(method, Method::Invite | Method::Update) {
+            self.timer_headers(id, !inbound, true)
+        } else {
+            Vec::new()
+        };
+        let carried = end_to_end(&msg);
+        let headers: Vec<(&str, String)> = timer
+            .into_iter()
+            .chain(carried.iter().map(|(n, v)| (n.as_str(), v.clone())))
+            .collect();
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
@@ -128,31 +197,24 @@ impl Core {
             .get(crate::sip::message::HeaderName::ContentType)
             .and_then(|h| h.value_str());
         let body = content_type.map(|ct| (ct, msg.body()));
-        let headers: Vec<(&str, String)> = if refresh_method(&method) {
-            timer
-        } else {
-            Vec::new()
-        };
-        let built = if inbound {
-            let leg = &mut session.as_legs[outbound];
-            leg.local_cseq += 1;
-            let r = legs::InDialog {
-                method,
-                cseq: leg.local_cseq,
-                headers: &headers,
-                body,
-            };
-            legs::as_request(&local, leg, &r).map(|b| (b, leg.local_cseq))
-        } else {
-            let leg = &mut session.client_leg;
-            leg.local_cseq += 1;
-            let r = legs::InDialog {
-                method,
-                cseq: leg.local_cseq,
-                headers: &headers,
-                body,
-            };
-            legs::client_request(&local, leg, &r).map(|b| (b, leg.local_cseq))
+        let built = {
+            let mut r = legs::InDialog::with_headers(method, 0, &headers);
+            r.max_forwards = max_forwards.saturating_sub(1);
+            r.body = body;
+            match (inbound, session.as_legs.get_mut(outbound)) {
+                (true, Some(leg)) => {
+                    leg.local_cseq += 1;
+                    r.cseq = leg.local_cseq;
+                    legs::as_request(&local, leg, &r).map(|b| (b, r.cseq))
+                }
+                (true, None) => Err(crate::sip::message::BuildError::InvalidHeaderValue),
+                (false, _) => {
+                    let leg = &mut session.client_leg;
+                    leg.local_cseq += 1;
+                    r.cseq = leg.local_cseq;
+                    legs::client_request(&local, leg, &r).map(|b| (b, r.cseq))
+                }
+            }
         };
         let Some((copy, cseq)) = built
             .ok()
@@ -161,21 +223,25 @@ impl Core {
             self.respond(&tx, &msg, 500, "Cannot Relay Request", &[]);
             return;
         };
-        match self.d.layer.request(copy, flow) {
-            Ok(ctx) => {
-                self.sessions.index_tx(ctx, id, Purpose::Relay(tx));
-                self.midcall.insert(
-                    tx,
-                    Midcall {
-                        session: id.to_string(),
-                        request: msg,
-                        inbound,
-                        cseq,
-                        outbound_leg: outbound,
-                    },
-                );
-            }
-            Err(_) => self.respond(&tx, &msg, 500, "Cannot Relay Request", &[]),
+        let Ok(ctx) = self.d.layer.request(copy, flow) else {
+            self.respond(&tx, &msg, 500, "Cannot Relay Request", &[]);
+            return;
+        };
+        self.sessions.index_tx(ctx, id, Purpose::Relay(tx));
+        if method == Method::Invite {
+            self.note_reinvite(id, inbound, outbound, tx, &msg, ctx, cseq);
+        }
+        if let Some(session) = self.sessions.get_mut(id) {
+            session.relays.insert(
+                tx,
+                Midcall {
+                    session: id.to_string(),
+                    request: msg,
+                    inbound,
+                    cseq,
+                    outbound_leg: outbound,
+                },
+            );
         }
     }
 
@@ -183,6 +249,7 @@ impl Core {
     pub(in crate::relay) fn on_relayed_response(
         &mut self,
         ctx: ClientTxId,
+        id: &str,
         server: ServerTxId,
         msg: Option<&Message>,
     ) {
@@ -190,306 +257,83 @@ impl Core {
         if code == 100 {
             return;
         }
-        let final_answer = code >= 200;
-        if final_answer {
-            self.sessions.forget_tx(&ctx);
+        let success = (200..300).contains(&code);
+        if success && self.reinvite_retransmission(id, ctx) {
+            return;
         }
-        let Some(m) = (if final_answer {
-            self.midcall.remove(&server)
-        } else {
-            None
-        })
-        .or_else(|| {
-            self.midcall.get(&server).map(|m| Midcall {
-                session: m.session.clone(),
-                request: m.request.clone(),
-                inbound: m.inbound,
-                cseq: m.cseq,
-                outbound_leg: m.outbound_leg,
-            })
-        }) else {
+        let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
+        let m = if code >= 200 {
+            session.relays.remove(&server)
+        } else {
+            session.relays.get(&server).cloned()
+        };
+        let Some(m) = m else {
+            return;
+        };
+        let method = m.request.method().unwrap_or(Method::Info);
+        let is_invite = method == Method::Invite;
+        // A 2xx to a re-INVITE keeps its transaction known: the AS may
+        // retransmit it until it gets our ACK (RFC 3261 §13.3.1.4).
+        if code >= 200 && !(success && is_invite) {
+            self.sessions.forget_tx(&ctx);
+        }
         let reason = msg
             .and_then(|m| m.reason())
             .map(text)
             .unwrap_or_else(|| "Request Timeout".into());
-        let is_invite = m.request.method() == Some(Method::Invite);
-        let success = (200..300).contains(&code);
-        let mut headers: Vec<(&'static str, String)> = Vec::new();
-        if success && refresh_method(&m.request.method().unwrap_or(Method::Info)) {
-            headers = self.timer_headers(&m.session, m.inbound, false);
+        let refresh = matches!(method, Method::Invite | Method::Update);
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if success && refresh {
+            if let Some(answer) = msg {
+                self.renegotiate_answer(id, !m.inbound, answer);
+            }
+            headers = self.timer_headers(id, m.inbound, false);
         }
-        let flow = match self.sessions.get_mut(&m.session) {
-            Some(s) if m.inbound => s.client_leg.flow,
-            Some(s) => s.as_legs[m.outbound_leg].flow,
-            None => return,
+        let flow = if m.inbound {
+            self.sessions_flow(id)
+        } else {
+            self.outbound_flow(id, m.outbound_leg)
         };
         let local = self.local_for(&flow);
-        let mut b = match m.request.reply(code, &reason) {
-            Ok(b) => b,
-            Err(_) => return,
+        // A 2xx to INVITE or UPDATE carries our Contact (RFC 3261 §12.1.1,
+        // RFC 3311 §5.2).
+        if success && refresh {
+            headers.push(("Contact", local.contact(&flow)));
+        }
+        let carried = msg.map(end_to_end).unwrap_or_default();
+        headers.extend(carried.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        let Some(bytes) = build_response(&m.request, code, &reason, &headers, msg) else {
+            return;
         };
-        if success && is_invite {
-            b = match b.header("Contact", local.contact(&flow)) {
-                Ok(b) => b,
-                Err(_) => return,
-            };
+        self.d.layer.respond(&server, code, bytes.clone());
+        if is_invite && code >= 200 {
+            self.reinvite_answered(id, server, code, bytes, msg);
         }
-        for (name, value) in &headers {
-            b = match b.header(name, value) {
-                Ok(b) => b,
-                Err(_) => return,
-            };
-        }
-        if let Some(answer) = msg.filter(|a| !a.body().is_empty()) {
+    }
+}
+
+/// A response to `request` with `headers` and the body of `answer`.
+fn build_response(
+    request: &Message,
+    code: u16,
+    reason: &str,
+    headers: &[(&str, String)],
+    answer: Option<&Message>,
+) -> Option<bytes::Bytes> {
+    let mut b = request.reply(code, reason).ok()?;
+    for (name, value) in headers {
+        b = b.header(name, value).ok()?;
+    }
+    if let Some(answer) = answer {
+        if !answer.body().is_empty() {
             let ct = answer
                 .get(crate::sip::message::HeaderName::ContentType)
                 .and_then(|h| h.value_str())
                 .unwrap_or("application/sdp");
-            b = match b.body(ct, answer.body()) {
-                Ok(b) => b,
-                Err(_) => return,
-            };
-        }
-        self.d
-            .layer
-            .respond(&server, code, bytes::Bytes::from(b.build()));
-        if success && is_invite {
-            // The offer was in the re-INVITE, so its ACK carries nothing:
-            // acknowledge the other side at once (hop by hop).
-            self.ack_relayed(&m, msg);
+            b = b.body(ct, answer.body()).ok()?;
         }
     }
-
-    fn ack_relayed(&mut self, m: &Midcall, answer: Option<&Message>) {
-        let flow = match self.sessions.get_mut(&m.session) {
-            Some(s) if m.inbound => s.as_legs[m.outbound_leg].flow,
-            Some(s) => s.client_leg.flow,
-            None => return,
-        };
-        let local = self.local_for(&flow);
-        let Some(session) = self.sessions.get_mut(&m.session) else {
-            return;
-        };
-        let ack = legs::InDialog::bare(Method::Ack, m.cseq);
-        let built = if m.inbound {
-            let leg = &mut session.as_legs[m.outbound_leg];
-            if let Some(target) = answer.and_then(contact_of) {
-                leg.remote_target = Some(target);
-            }
-            legs::as_request(&local, leg, &ack)
-        } else {
-            legs::client_request(&local, &session.client_leg, &ack)
-        };
-        if let Ok(bytes) = built {
-            let _ = self.d.layer.send_stateless(&flow, bytes);
-        }
-    }
-
-    /// Starts the timers negotiated when the session was answered.
-    pub(in crate::relay) fn start_timers(
-        &mut self,
-        id: &str,
-        inbound: Option<LegTimer>,
-        outbound: Option<LegTimer>,
-    ) {
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        session.timers = [inbound, outbound];
-        for side in [true, false] {
-            self.arm(id, side);
-        }
-    }
-
-    /// A refresh seen (or sent) on one side: its timer starts again.
-    pub(in crate::relay) fn refreshed(&mut self, id: &str, inbound: bool) {
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        if let Some(t) = session.timers[usize::from(!inbound)].as_mut() {
-            t.generation += 1;
-        }
-        self.arm(id, inbound);
-    }
-
-    fn arm(&mut self, id: &str, inbound: bool) {
-        let Some(t) = self
-            .sessions
-            .get_mut(id)
-            .and_then(|s| s.timers[usize::from(!inbound)])
-        else {
-            return;
-        };
-        let session = id.to_string();
-        let generation = t.generation;
-        if t.we_refresh {
-            let half = Duration::from_secs(u64::from((t.interval / 2).max(1)));
-            self.schedule(
-                half,
-                CoreTimer::Refresh {
-                    session,
-                    inbound,
-                    generation,
-                },
-            );
-        } else {
-            self.schedule(
-                expiry_after(t.interval),
-                CoreTimer::Expiry {
-                    session,
-                    inbound,
-                    generation,
-                },
-            );
-        }
-    }
-
-    /// The peer on one side did not refresh in time: the session is over.
-    pub(in crate::relay) fn on_expiry(&mut self, id: &str, inbound: bool, generation: u64) {
-        let current = self
-            .sessions
-            .get_mut(id)
-            .filter(|s| s.state == State::Established)
-            .and_then(|s| s.timers[usize::from(!inbound)])
-            .is_some_and(|t| t.generation == generation);
-        if current {
-            self.event(
-                id,
-                "session_timer",
-                Some(if inbound { "inbound" } else { "outbound" }.into()),
-            );
-            self.terminate(id, "session_timer");
-        }
-    }
-
-    /// Our turn to refresh one side: an UPDATE without a body.
-    pub(in crate::relay) fn on_refresh_due(&mut self, id: &str, inbound: bool, generation: u64) {
-        let due = self
-            .sessions
-            .get_mut(id)
-            .filter(|s| s.state == State::Established)
-            .and_then(|s| s.timers[usize::from(!inbound)])
-            .is_some_and(|t| t.generation == generation);
-        if !due {
-            return;
-        }
-        let headers = self.timer_headers(id, inbound, true);
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let Some(index) = session
-            .as_legs
-            .iter()
-            .position(|l| l.state == LegState::Acked)
-        else {
-            return;
-        };
-        let flow = if inbound {
-            session.client_leg.flow
-        } else {
-            session.as_legs[index].flow
-        };
-        let local = self.local_for(&flow);
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let built = if inbound {
-            let leg = &mut session.client_leg;
-            leg.local_cseq += 1;
-            legs::client_request(
-                &local,
-                leg,
-                &legs::InDialog {
-                    method: Method::Update,
-                    cseq: leg.local_cseq,
-                    headers: &headers,
-                    body: None,
-                },
-            )
-        } else {
-            let leg = &mut session.as_legs[index];
-            leg.local_cseq += 1;
-            legs::as_request(
-                &local,
-                leg,
-                &legs::InDialog {
-                    method: Method::Update,
-                    cseq: leg.local_cseq,
-                    headers: &headers,
-                    body: None,
-                },
-            )
-        };
-        if let Some(update) = built
-            .ok()
-            .and_then(|b| parse_datagram(b, &Limits::default()).ok())
-        {
-            if let Ok(ctx) = self.d.layer.request(update, flow) {
-                self.sessions.index_tx(ctx, id, Purpose::Closing);
-            }
-        }
-        self.refreshed(id, inbound);
-    }
-
-    /// Session-Expires with Require (responses) or Supported (requests)
-    /// for a message we send on one side.
-    pub(in crate::relay) fn timer_headers(
-        &mut self,
-        id: &str,
-        inbound: bool,
-        request: bool,
-    ) -> Vec<(&'static str, String)> {
-        let Some(t) = self
-            .sessions
-            .get_mut(id)
-            .and_then(|s| s.timers[usize::from(!inbound)])
-        else {
-            return Vec::new();
-        };
-        // "uac" is whoever sent the request the header travels in (RFC 4028
-        // §7, §9): in our requests that is us, in our responses the peer.
-        let refresher = match (request, t.we_refresh) {
-            (true, true) | (false, false) => "uac",
-            _ => "uas",
-        };
-        let option = if request { "Supported" } else { "Require" };
-        vec![
-            (
-                "Session-Expires",
-                format!("{};refresher={refresher}", t.interval),
-            ),
-            (option, "timer".into()),
-        ]
-    }
-
-    /// The inbound leg's timer for a 2xx: only when the peer supports
-    /// timers; it refreshes (`refresher=uac`), at the interval it asked
-    /// for or ours.
-    pub(in crate::relay) fn inbound_timer(invite: &Message) -> Option<LegTimer> {
-        if !supports_timer(invite) {
-            return None;
-        }
-        let interval = session_expires(invite).map_or(SESSION_EXPIRES, |(i, _)| i);
-        Some(LegTimer {
-            interval,
-            we_refresh: false,
-            generation: 0,
-        })
-    }
-
-    /// The outbound leg's timer from the 2xx of its INVITE (RFC 4028 §7.2).
-    pub(in crate::relay) fn outbound_timer(answer: &Message) -> Option<LegTimer> {
-        let (interval, refresher) = session_expires(answer)?;
-        Some(LegTimer {
-            interval,
-            we_refresh: refresher.as_deref() == Some("uac"),
-            generation: 0,
-        })
-    }
-}
-
-fn refresh_method(m: &Method<'_>) -> bool {
-    matches!(m, Method::Invite | Method::Update)
+    Some(bytes::Bytes::from(b.build()))
 }

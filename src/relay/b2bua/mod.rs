@@ -6,6 +6,9 @@ mod dialogs;
 mod ending;
 mod inbound;
 mod midcall;
+mod outbound;
+mod reinvite;
+mod session_timer;
 
 pub use midcall::Midcall;
 

@@ -65,7 +65,11 @@ impl Engine {
             // Responses are matched by the transaction layer; one that is
             // malformed or matches nothing is dropped (RFC 3261 §18.1.2).
             if msg.validate().is_ok() {
-                self.layer.receive(Incoming { message: msg, flow });
+                self.layer.receive(Incoming {
+                    message: msg,
+                    flow,
+                    source: flow.remote,
+                });
             }
             return;
         }
@@ -82,6 +86,7 @@ impl Engine {
             Verdict::Pass => self.layer.receive(Incoming {
                 message: msg,
                 flow: reply_flow,
+                source: flow.remote,
             }),
             Verdict::Options => {
                 let caps = &self.config.capabilities;

@@ -56,7 +56,10 @@ pub enum TuEvent {
     Request {
         tx: ServerTxId,
         message: Message,
+        /// Where the response goes (see [`crate::sip::transport::Incoming`]).
         flow: Flow,
+        /// The socket peer address the request really came from.
+        source: std::net::SocketAddr,
         cancels: Option<ServerTxId>,
     },
     /// An ACK for a 2xx: it matched no transaction, or matched an INVITE

@@ -233,9 +233,13 @@ impl Shard {
     }
 
     fn on_incoming(&mut self, inc: Incoming) {
-        let Incoming { message, flow } = inc;
+        let Incoming {
+            message,
+            flow,
+            source,
+        } = inc;
         if message.is_request() {
-            self.on_request(message, flow);
+            self.on_request(message, flow, source);
         } else {
             self.on_response(message, flow);
         }

@@ -78,7 +78,13 @@ impl fmt::Display for Flow {
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub message: Message,
+    /// Where responses go: for a UDP request without `rport` its remote
+    /// port is the Via sent-by port (RFC 3261 §18.2.2), which the sender
+    /// chooses freely.
     pub flow: Flow,
+    /// The socket peer address the bytes really came from. Decisions about
+    /// who sent a message (trust, rate limits) use this, never `flow`.
+    pub source: SocketAddr,
 }
 
 /// Why a message could not be handed to the network.

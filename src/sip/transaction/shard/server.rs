@@ -1,5 +1,6 @@
 //! Server transactions in a shard (RFC 3261 §17.2, §8.2.2.2, §9.2).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use super::{Action, Actions, ServerEvent, ServerMachine, ServerTx, Shard, Side};
@@ -13,7 +14,7 @@ use crate::sip::transaction::{new_tag, ServerTxId, TuEvent};
 use crate::sip::transport::Flow;
 
 impl Shard {
-    pub(super) fn on_request(&mut self, msg: Message, flow: Flow) {
+    pub(super) fn on_request(&mut self, msg: Message, flow: Flow, source: SocketAddr) {
         let Some(key) = ServerKey::of(&msg) else {
             tracing::debug!(%flow, "request without matching headers dropped");
             return;
@@ -80,6 +81,7 @@ impl Shard {
             tx: ServerTxId(id),
             message: msg,
             flow,
+            source,
             cancels,
         });
     }

@@ -1,0 +1,89 @@
+//! The relay core's timers: one heap of deadlines driven by one sleep in
+//! the core's loop. Nothing is spawned per timer, so a peer that refreshes
+//! its session every second costs a heap entry update, not a task.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use tokio::time::Instant;
+
+/// Timers ordered by deadline (then by scheduling order).
+pub struct TimerService<T> {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    entries: HashMap<u64, T>,
+    next: u64,
+}
+
+impl<T> Default for TimerService<T> {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            entries: HashMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T> TimerService<T> {
+    pub fn schedule(&mut self, at: Instant, timer: T) {
+        let seq = self.next;
+        self.next += 1;
+        self.heap.push(Reverse((at, seq)));
+        self.entries.insert(seq, timer);
+    }
+
+    /// The earliest deadline, if any timer is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The next timer due at `now`, earliest first.
+    pub fn pop_due(&mut self, now: Instant) -> Option<T> {
+        while let Some(Reverse((at, seq))) = self.heap.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if let Some(timer) = self.entries.remove(&seq) {
+                return Some(timer);
+            }
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_only_when_due() {
+        let start = Instant::now();
+        let mut t = TimerService::default();
+        t.schedule(start + Duration::from_secs(3), "c");
+        t.schedule(start + Duration::from_secs(1), "a");
+        t.schedule(start + Duration::from_secs(1), "b");
+        assert_eq!(t.next_deadline(), Some(start + Duration::from_secs(1)));
+        assert_eq!(t.pop_due(start), None);
+        let at_two = start + Duration::from_secs(2);
+        assert_eq!(
+            t.pop_due(at_two),
+            Some("a"),
+            "same deadline: first scheduled first"
+        );
+        assert_eq!(t.pop_due(at_two), Some("b"));
+        assert_eq!(t.pop_due(at_two), None);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.pop_due(start + Duration::from_secs(3)), Some("c"));
+        assert!(t.is_empty());
+    }
+}
