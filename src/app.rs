@@ -140,20 +140,24 @@ pub async fn run(
     .await
     .context("closing the sessions left open by the previous run")?;
     drop(clients);
-    let cdr_spool = crate::billing::spool::Spool::open(&settings.spool_dir, "cdrs")
-        .context("opening the CDR spool (setting spool_dir)")?;
-    let (cdr_tx, cdr_rx) = mpsc::unbounded_channel();
     let cdr_store = store.clone();
-    let cdr_publisher = tokio::spawn(crate::billing::ledger::run(
-        "cdrs",
-        cdr_rx,
-        stop_rx.clone(),
-        cdr_spool,
-        move |batch| {
+    let (cdr_tx, cdr_publisher) =
+        crate::billing::ledger::start("cdrs", &settings.spool_dir, stop_rx.clone(), move |batch| {
             let store = cdr_store.clone();
             Box::pin(async move { store.insert_cdrs(batch).await })
+        })
+        .context("opening the CDR spool (setting spool_dir)")?;
+    let charge_store = store.clone();
+    let (charge_tx, charge_publisher) = crate::billing::ledger::start(
+        "charges",
+        &settings.spool_dir,
+        stop_rx.clone(),
+        move |batch| {
+            let store = charge_store.clone();
+            Box::pin(async move { store.record_accepted_charges(batch).await })
         },
-    ));
+    )
+    .context("opening the charge spool (setting spool_dir)")?;
     let heartbeat = tokio::spawn(crate::billing::restart::heartbeat(
         store.clone(),
         settings.node_name.clone(),
@@ -174,6 +178,7 @@ pub async fn run(
         node: settings.node_name.clone(),
         publish: session_tx,
         cdrs: cdr_tx,
+        charges: charge_tx,
         config: RelayConfig {
             response_timeout: std::time::Duration::from_millis(settings.as_response_timeout_ms),
             min_session_expires: u32::try_from(settings.session_min_se_seconds).unwrap_or(90),
@@ -207,6 +212,7 @@ pub async fn run(
     let _ = publisher.await;
     let _ = session_publisher.await;
     let _ = cdr_publisher.await;
+    let _ = charge_publisher.await;
     let _ = heartbeat.await;
     result
 }

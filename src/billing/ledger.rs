@@ -110,6 +110,23 @@ pub async fn run<C, F>(
     }
 }
 
+/// Opens the spool `name` in `dir` and starts its writer; the sender takes
+/// the records.
+pub fn start<C, F>(
+    name: &'static str,
+    dir: &std::path::Path,
+    shutdown: watch::Receiver<bool>,
+    apply: F,
+) -> Result<(mpsc::UnboundedSender<C>, tokio::task::JoinHandle<()>), super::spool::SpoolError>
+where
+    C: Serialize + DeserializeOwned + Send + Sync + 'static,
+    F: for<'a> Fn(&'a [C]) -> BatchWrite<'a> + Send + Sync + 'static,
+{
+    let spool = Spool::open(dir, name)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    Ok((tx, tokio::spawn(run(name, rx, shutdown, spool, apply))))
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

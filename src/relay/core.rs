@@ -103,6 +103,8 @@ pub struct CoreDeps {
     pub publish: mpsc::UnboundedSender<SessionChange>,
     /// CDRs of ended sessions.
     pub cdrs: mpsc::UnboundedSender<crate::store::cdrs::CdrRecord>,
+    /// Charges taken in SIP.
+    pub charges: mpsc::UnboundedSender<crate::store::charges::NewCharge>,
     pub config: RelayConfig,
     pub health: HealthConfig,
     pub store: crate::store::Store,

@@ -196,6 +196,9 @@ pub struct Session {
     pub reinvite: Option<ReInvite>,
     /// Headers from the rule's `set`.
     pub attributes: Vec<(String, String)>,
+    /// Charges taken in SIP on this session: idempotency key to the hash
+    /// of the charge (a replay is recognised, a conflicting one refused).
+    pub charge_keys: HashMap<String, String>,
     pub client_leg: ClientLeg,
     pub as_legs: Vec<AsLeg>,
     /// App servers still to try (failover), in order.

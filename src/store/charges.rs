@@ -3,7 +3,7 @@
 //! written once per `(session_id, idempotency_key)`, so a client that is
 //! unsure whether its post arrived can simply send it again.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::stream::{Positioned, StreamPosition, StreamSql};
@@ -42,7 +42,7 @@ pub struct ChargeRecord {
 
 /// A charge to record, built by `billing::charges` from a validated request
 /// and the session it is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewCharge {
     pub id: String,
     pub session_id: String,
@@ -92,6 +92,20 @@ const COLUMNS: &str =
 const ATTEMPTS: usize = 3;
 
 impl Store {
+    /// Records charges that were accepted in SIP (the ledger's batch
+    /// write): each once, whatever happens. A key already used for a
+    /// different charge cannot be undone here (the INFO was answered); it is
+    /// logged and nothing is written.
+    pub async fn record_accepted_charges(&self, charges: &[NewCharge]) -> StoreResult<()> {
+        for c in charges {
+            if let ChargeOutcome::Conflict(first) = self.record_charge(c).await? {
+                tracing::warn!(session = %c.session_id, key = %c.idempotency_key, stored = %first.id,
+                    "charge key already used for a different charge; the new one is not recorded");
+            }
+        }
+        Ok(())
+    }
+
     /// Records a charge once per `(session_id, idempotency_key)`.
     ///
     /// Safe under concurrent identical posts on both engines: the insert

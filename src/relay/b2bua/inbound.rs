@@ -210,6 +210,7 @@ impl Core {
             relays: Default::default(),
             reinvite: None,
             attributes: Vec::new(),
+            charge_keys: Default::default(),
             client_leg,
             as_legs: Vec::new(),
             candidates: Vec::new(),

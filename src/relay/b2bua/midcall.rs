@@ -97,6 +97,10 @@ impl Core {
             self.respond(&tx, &msg, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         };
+        if charges::is_charge(&msg) {
+            self.take_charge(&tx, &msg, &id, inbound);
+            return;
+        }
         if method == Some(Method::Refer) {
             self.respond(&tx, &msg, 501, "Transfer Not Supported Yet", &[]);
             return;

@@ -2,6 +2,7 @@
 //! response relay, confirmation, and the ways a session ends.
 
 mod answers;
+mod charges;
 mod dialogs;
 mod ending;
 mod inbound;
