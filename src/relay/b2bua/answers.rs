@@ -165,6 +165,7 @@ impl Core {
         }
         self.publish_by_id(id);
         self.event(id, "answered", Some(format!("{code} {reason}")));
+        self.fanout_answered(id);
         // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
         self.cancel_pending(id);
         self.start_timers(id, inbound_timer, outbound_timer);
