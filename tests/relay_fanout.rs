@@ -20,6 +20,8 @@ both_engines!(
     two_answers_become_two_sessions_of_one_request,
     all_refuse_and_the_best_refusal_is_relayed,
     cancel_reaches_every_app_server,
+    cancel_after_an_answer_ends_only_the_pending,
+    a_6xx_declines_for_every_app_server,
 );
 
 struct World {
@@ -368,5 +370,80 @@ async fn cancel_reaches_every_app_server(engine: Engine) {
     for c in &cdrs {
         assert_eq!(c["billed_seconds"], 0);
         assert_eq!(c["end_reason"], "cancel");
+    }
+}
+
+async fn cancel_after_an_answer_ends_only_the_pending(engine: Engine) {
+    let mut ases = three_app_servers().await;
+    let Some(w) = world(engine, &ases).await else {
+        return;
+    };
+    let mut client = SipUa::udp(w.app.sip).await.with_user("alice", DOMAIN);
+    let invite = invite_sent(&mut client).await;
+    let inq = inquiries(&mut ases).await;
+    for (a, i) in ases.iter_mut().zip(&inq).skip(1) {
+        a.respond(i, 180, "Ringing", &[], None).await;
+    }
+    ases[0].answer_with_sdp(&inq[0], 7000).await;
+    let ok = client.recv_final(&invite).await;
+    assert_eq!(ok.status(), Some(200));
+    let ack = client.ack(&invite, &ok);
+    client.send(&ack).await;
+    next_request(&mut ases[0], "ACK").await;
+
+    // The client gives up on the others: they are cancelled, its session
+    // with the first stays.
+    let cancel = client.cancel(&invite);
+    client.send(&cancel).await;
+    assert_eq!(client.recv_response(&cancel).await.status(), Some(200));
+    for (a, i) in ases.iter_mut().zip(&inq).skip(1) {
+        let c = next_request(a, "CANCEL").await;
+        a.respond(&c, 200, "OK", &[], None).await;
+        a.respond(i, 487, "Request Terminated", &[], None).await;
+    }
+    for i in &inq[1..] {
+        let s = session_in(&w.app, &session_of(i), "ended").await;
+        assert_eq!(s["end_reason"], "cancel");
+    }
+    let answered = session_in(&w.app, &session_of(&inq[0]), "established").await;
+    assert!(!answered["answered_at"].is_null());
+    while let Ok(m) = client.recv_within(Duration::from_millis(300)).await {
+        assert_ne!(m.status(), Some(487), "the INVITE already had its 2xx");
+    }
+
+    let dialog = client.uac_dialog(&invite, &ok);
+    let bye = client.in_dialog(&dialog, "BYE");
+    client.send(&bye).await;
+    let at_as = next_request(&mut ases[0], "BYE").await;
+    ases[0].respond(&at_as, 200, "OK", &[], None).await;
+    assert_eq!(client.recv_final(&bye).await.status(), Some(200));
+    let ended = session_in(&w.app, &session_of(&inq[0]), "ended").await;
+    assert_eq!(ended["end_reason"], "client_bye");
+}
+
+async fn a_6xx_declines_for_every_app_server(engine: Engine) {
+    let mut ases = three_app_servers().await;
+    let Some(w) = world(engine, &ases).await else {
+        return;
+    };
+    let mut client = SipUa::udp(w.app.sip).await.with_user("alice", DOMAIN);
+    let invite = invite_sent(&mut client).await;
+    let inq = inquiries(&mut ases).await;
+    for (a, i) in ases.iter_mut().zip(&inq).skip(1) {
+        a.respond(i, 180, "Ringing", &[], None).await;
+    }
+    ases[0].respond(&inq[0], 603, "Decline", &[], None).await;
+    // RFC 3261 §16.7: the others are cancelled at once, the 6xx relayed.
+    for (a, i) in ases.iter_mut().zip(&inq).skip(1) {
+        let c = next_request(a, "CANCEL").await;
+        a.respond(&c, 200, "OK", &[], None).await;
+        a.respond(i, 487, "Request Terminated", &[], None).await;
+    }
+    assert_eq!(client.recv_final(&invite).await.status(), Some(603));
+    let first = session_in(&w.app, &session_of(&inq[0]), "ended").await;
+    assert_eq!(first["final_status"], 603);
+    for i in &inq[1..] {
+        let s = session_in(&w.app, &session_of(i), "ended").await;
+        assert_eq!(s["end_reason"], "declined");
     }
 }

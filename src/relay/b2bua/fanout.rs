@@ -17,8 +17,11 @@
 //! 2xx by that tag (RFC 3261 §13.2.2.4, RFC 3960). After a 2xx the
 //! transaction no longer sends provisional responses.
 //!
-//! A session refused after a 2xx went out simply ends; when every session
-//! is refused, the client gets the best refusal (RFC 3261 §16.7). A CANCEL
+//! Unlike a forking proxy (RFC 3261 §16.7 step 10), a 2xx does not cancel
+//! the other inquiries: each further 2xx is a session the client may take
+//! (SPEC claim 7). A session refused after a 2xx went out simply ends; a
+//! 6xx before any 2xx cancels the others (§16.7 step 5); when every session
+//! is refused, the client gets the best refusal (§16.7 step 6). A CANCEL
 //! cancels every session still waiting (RFC 3261 §9.2, as a proxy does in
 //! §16.10) and, without a 2xx sent, answers the INVITE 487. Every leg gets
 //! the service's ring timeout from the same instant: it bounds the whole
@@ -132,14 +135,58 @@ impl Core {
             return false;
         }
         let tx = session.client_leg.invite_tx;
+        let mut declined_for_all = Vec::new();
         if let Some(group) = self.fanouts.groups.get_mut(&tx) {
             group
                 .refusals
                 .push((code, reason.to_string(), id.to_string()));
+            // RFC 3261 §16.7 step 5: a 6xx says no app server will do, so
+            // the others still waiting are cancelled (once a 2xx went out,
+            // the client has its session and the rest just ring on).
+            if (600..700).contains(&code) && !group.answered && !group.cancelled {
+                declined_for_all = group.sessions.clone();
+            }
         }
         self.end(id, why, Some(code));
+        for other in declined_for_all.iter().filter(|o| *o != id) {
+            if self
+                .sessions
+                .get_mut(other)
+                .is_some_and(|s| s.state == State::Proceeding)
+            {
+                self.cancel_pending(other);
+                self.event(other, "declined", Some(format!("{code} elsewhere")));
+                self.end(other, "declined", Some(487));
+            }
+        }
         self.settle(tx, id);
         true
+    }
+
+    /// Sends session `id`'s 2xx (or its retransmission) to the client. The
+    /// first 2xx for the client's INVITE goes through its server
+    /// transaction, which enters "Accepted" (RFC 6026 §8.5). A fan-out's
+    /// later 2xx may come after Timer L has ended that transaction (an app
+    /// server may ring for minutes after the first answered); they go to
+    /// the transport directly over the same flow, as the transaction would
+    /// have passed them (RFC 6026 §8.7; sending 2xx is the TU's job,
+    /// RFC 3261 §13.3.1.4).
+    pub(in crate::relay) fn send_2xx(&mut self, id: &str, code: u16, bytes: bytes::Bytes) {
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let leg = &session.client_leg;
+        let first = !session.fanout
+            || self
+                .fanouts
+                .groups
+                .get(&leg.invite_tx)
+                .is_some_and(|g| !g.answered);
+        if first {
+            self.d.layer.respond(&leg.invite_tx, code, bytes);
+        } else if let Err(e) = self.d.layer.send_stateless(&leg.flow, bytes) {
+            tracing::debug!(session = %id, error = %e, "cannot send a 2xx");
+        }
     }
 
     /// A session of a fan-out sent its 2xx to the client.
