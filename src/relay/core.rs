@@ -115,6 +115,8 @@ pub struct Core {
     pub(super) sessions: SessionTable,
     pub(super) prober: super::health::Prober,
     pub(super) timers: TimerService<CoreTimer>,
+    /// Parallel fan-outs still waiting for answers.
+    pub(super) fanouts: super::b2bua::FanOuts,
     /// Our source IP per destination, when listening on a wildcard. Bounded:
     /// destinations come from the network.
     local_ips: HashMap<IpAddr, IpAddr>,
@@ -131,6 +133,7 @@ impl Core {
             sessions: SessionTable::default(),
             prober: super::health::Prober::default(),
             timers: TimerService::default(),
+            fanouts: Default::default(),
             local_ips: HashMap::new(),
         }
     }

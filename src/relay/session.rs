@@ -177,6 +177,10 @@ impl ReInvite {
 pub struct Session {
     pub id: String,
     pub request_id: String,
+    /// One of the sessions of a parallel fan-out (SPEC §2 claim 7): they
+    /// share the client's INVITE transaction and `request_id`, and each is
+    /// its own dialog with the client (its own To tag).
+    pub fanout: bool,
     pub state: State,
     pub direction: Direction,
     pub client: Option<Arc<Client>>,

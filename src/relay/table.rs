@@ -20,8 +20,12 @@ pub enum Purpose {
 #[derive(Default)]
 pub struct SessionTable {
     sessions: HashMap<String, Session>,
-    /// (client Call-ID, client tag) → session.
+    /// (client Call-ID, client tag) → session; not for fan-out sessions,
+    /// which share these two and differ by our tag.
     by_client_dialog: HashMap<(String, String), String>,
+    /// The client dialog's full id (RFC 3261 §12): (Call-ID, client tag,
+    /// our tag) → session.
+    by_dialog_id: HashMap<(String, String, String), String>,
     /// AS-leg Call-ID → (session, leg index).
     by_as_call_id: HashMap<String, (String, usize)>,
     by_client_tx: HashMap<ClientTxId, (String, Purpose)>,
@@ -37,13 +41,16 @@ pub struct SessionTable {
 impl SessionTable {
     pub fn insert(&mut self, s: Session) {
         let id = s.id.clone();
-        self.by_client_dialog.insert(
-            (
-                s.client_leg.call_id.clone(),
-                s.client_leg.remote_tag.clone(),
-            ),
-            id.clone(),
-        );
+        if !s.fanout {
+            self.by_client_dialog.insert(
+                (
+                    s.client_leg.call_id.clone(),
+                    s.client_leg.remote_tag.clone(),
+                ),
+                id.clone(),
+            );
+        }
+        self.by_dialog_id.insert(dialog_id(&s), id.clone());
         self.by_invite_tx.insert(s.client_leg.invite_tx, id.clone());
         if let Some(c) = &s.client {
             *self.per_client.entry(c.id.clone()).or_default() += 1;
@@ -114,6 +121,17 @@ impl SessionTable {
             .cloned()
     }
 
+    /// The session of the client dialog (Call-ID, client tag, our tag).
+    pub fn by_dialog_id(&self, call_id: &str, client_tag: &str, our_tag: &str) -> Option<String> {
+        self.by_dialog_id
+            .get(&(
+                call_id.to_string(),
+                client_tag.to_string(),
+                our_tag.to_string(),
+            ))
+            .cloned()
+    }
+
     pub fn by_as_call_id(&self, call_id: &str) -> Option<(String, usize)> {
         self.by_as_call_id.get(call_id).cloned()
     }
@@ -133,6 +151,7 @@ impl SessionTable {
             s.client_leg.remote_tag.clone(),
         );
         remove_if_owned(&mut self.by_client_dialog, &dialog, |sid| sid == id);
+        remove_if_owned(&mut self.by_dialog_id, &dialog_id(&s), |sid| sid == id);
         remove_if_owned(&mut self.by_invite_tx, &s.client_leg.invite_tx, |sid| {
             sid == id
         });
@@ -144,6 +163,11 @@ impl SessionTable {
         }
         Some(s)
     }
+}
+
+fn dialog_id(s: &Session) -> (String, String, String) {
+    let c = &s.client_leg;
+    (c.call_id.clone(), c.remote_tag.clone(), c.local_tag.clone())
 }
 
 /// Removes `key` from `map` only when its value still belongs to the caller.

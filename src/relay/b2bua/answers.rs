@@ -100,9 +100,7 @@ impl Core {
             match leg.state {
                 LegState::Answered => {
                     if let Some((code, ok)) = session.client_leg.final_response.clone() {
-                        self.d
-                            .layer
-                            .respond(&session.client_leg.invite_tx, code, ok);
+                        self.send_2xx(id, code, ok);
                     }
                 }
                 // Our ACK was lost: the same again (§13.2.2.4); a BYE we
@@ -142,7 +140,7 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        match legs::client_response(
+        let relayed = match legs::client_response(
             &client_local,
             &session.client_leg,
             code,
@@ -152,19 +150,24 @@ impl Core {
         ) {
             Ok(bytes) => {
                 session.client_leg.final_response = Some((code, bytes.clone()));
-                self.d
-                    .layer
-                    .respond(&session.client_leg.invite_tx, code, bytes);
+                Some(bytes)
             }
-            Err(e) => tracing::warn!(session = %id, error = %e, "cannot relay the answer"),
-        }
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "cannot relay the answer");
+                None
+            }
+        };
         session.state = State::Answered;
         session.final_status = Some(code);
         if let Some(record) = session.leg_record(index) {
             self.publish(SessionChange::Leg(Box::new(record)));
         }
+        if let Some(bytes) = relayed {
+            self.send_2xx(id, code, bytes);
+        }
         self.publish_by_id(id);
         self.event(id, "answered", Some(format!("{code} {reason}")));
+        self.fanout_answered(id);
         // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
         self.cancel_pending(id);
         self.start_timers(id, inbound_timer, outbound_timer);

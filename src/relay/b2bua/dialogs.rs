@@ -79,12 +79,15 @@ impl Core {
         }
     }
 
-    /// The session of a request in the client's dialog (Call-ID and the
-    /// client's tag, which is the From tag of what the client sends).
+    /// The session of a request in the client's dialog: Call-ID, the
+    /// client's tag (the From tag of what the client sends) and ours (its
+    /// To tag), which tells apart the dialogs of a fan-out (RFC 3261 §12).
     pub(in crate::relay) fn client_dialog_of(&self, msg: &Message) -> Option<String> {
         let call_id = text(msg.call_id().ok()?);
         let tag = text(msg.from_header().ok()?.tag()?);
-        self.sessions.by_client_dialog(&call_id, &tag)
+        let ours = msg.to_header().ok().and_then(|t| t.tag().map(text));
+        ours.and_then(|ours| self.sessions.by_dialog_id(&call_id, &tag, &ours))
+            .or_else(|| self.sessions.by_client_dialog(&call_id, &tag))
     }
 
     /// The session and side of an in-dialog request: `None` for the AS
@@ -161,6 +164,9 @@ impl Core {
         msg: &Message,
         cancels: Option<ServerTxId>,
     ) {
+        if cancels.is_some_and(|invite| self.fanout_cancel(tx, msg, &invite)) {
+            return;
+        }
         let Some(id) = cancels.and_then(|invite| self.sessions.by_invite_tx(&invite)) else {
             self.respond(tx, msg, 481, "Call/Transaction Does Not Exist", &[]);
             return;

@@ -5,6 +5,9 @@ use super::*;
 impl Core {
     /// Ends a session that never got a 2xx: the client gets `code`.
     pub(in crate::relay) fn fail(&mut self, id: &str, code: u16, reason: &str, why: &str) {
+        if self.fanout_fail(id, code, reason, why) {
+            return;
+        }
         self.relay_to_client(id, code, reason, None);
         self.end(id, why, Some(code));
     }

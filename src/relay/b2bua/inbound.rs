@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
+use super::fanout::Search;
 use super::outbound::Outbound;
 use super::*;
 use crate::relay::session::Direction;
 use crate::store::clients::Client;
+use crate::store::services::Strategy;
 
 impl Core {
     /// A new INVITE: from a trusted app server (AS → client), or from a
@@ -87,6 +89,16 @@ impl Core {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        if entry.service.strategy == Strategy::Parallel {
+            let search = Search {
+                service_id: entry.service.id.clone(),
+                rule_id: rule.rule.id.clone(),
+                attributes,
+                candidates,
+            };
+            self.fan_out(tx, msg, flow, client, search);
+            return;
+        }
         let Some(mut session) =
             self.new_session(tx, msg, flow, Direction::FromClient, Some(client))
         else {
@@ -168,7 +180,7 @@ impl Core {
     }
 
     /// The session for a new INVITE, before any outbound leg.
-    fn new_session(
+    pub(super) fn new_session(
         &mut self,
         tx: ServerTxId,
         msg: Message,
@@ -197,6 +209,7 @@ impl Core {
         Some(Session {
             id: new_id(),
             request_id: new_id(),
+            fanout: false,
             state: State::Proceeding,
             direction,
             caller_uri: uri_of(&from),
@@ -223,7 +236,7 @@ impl Core {
     }
 
     /// Publishes and holds a new session; returns its id.
-    fn open_session(&mut self, session: Session, detail: String) -> String {
+    pub(super) fn open_session(&mut self, session: Session, detail: String) -> String {
         let id = session.id.clone();
         self.publish_session(&session);
         self.publish(SessionChange::Leg(Box::new(session.client_leg_record())));

@@ -5,12 +5,14 @@ mod answers;
 mod charges;
 mod dialogs;
 mod ending;
+mod fanout;
 mod inbound;
 mod midcall;
 mod outbound;
 mod reinvite;
 mod session_timer;
 
+pub use fanout::FanOuts;
 pub use midcall::Midcall;
 
 use super::core::{Core, CoreTimer};
