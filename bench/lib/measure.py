@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 
+import latency
 import procfs
 import sippstep
 
@@ -115,12 +116,15 @@ def per_call(after, before, calls):
     return {k: round((after[k] - before[k]) / calls, 2) for k in after if k in before}
 
 
-def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=False, db=None):
+def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=False, db=None,
+             capture=True):
     """One step of `rate` calls/s for `duration` s; returns its figures.
     With `perf`, Switchboard is profiled from 2 s into the step for up to
-    8 s (perf.data in `outdir`)."""
+    8 s (perf.data in `outdir`). With `capture`, the SIP packets of a
+    window from 3 s in are captured for the precise setup latency."""
     os.makedirs(outdir, exist_ok=True)
     calls = rate * duration
+    sip_port = int(sb.sip.rsplit(":", 1)[1])
     limit = max(1000, rate * (pause_ms // 1000 + 5))
     uac_timeout = duration * 2 + pause_ms // 1000 + 30
     fds = limit * 2 + 1000
@@ -130,16 +134,27 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         procfs.reset_peak_rss(sb.pid)
         ctx0 = procfs.ctx_switches(sb.pid)
         rows0, act0 = (db.row_counts(), db.activity()) if db else (None, None)
-        cpu0, busy0, t0 = procfs.cpu_seconds(sb.pid), procfs.machine_busy_seconds(), time.monotonic()
+        pg_pids = db.backend_pids() if db else []
+        pg0 = sum(procfs.cpu_seconds(p) or 0 for p in pg_pids)
+        tasks0 = procfs.task_runtimes()
+        cpu0, t0 = procfs.cpu_seconds(sb.pid), time.monotonic()
         sampler = procfs.Sampler(sb.pid, interval=1.0, max_seconds=uac_timeout + 120).start()
         uas = sippstep.start_uas(outdir, ports["uas"], calls, uac_timeout + 10, nice, fds)
         uac = sippstep.start_uac(outdir, sb.sip, ports["uac"], rate, calls, limit, pause_ms,
                                  uac_timeout, nice, fds)
         t_start = time.monotonic()
-        prof = None
+        prof = cap = None
         if perf:
             time.sleep(2)
             prof = start_perf(sb.pid, outdir, max(1, min(8, duration - 3)))
+        if capture and duration >= 5:
+            # a window of steady state, at most ~4000 calls to keep it small
+            time.sleep(max(0.0, t_start + 3 - time.monotonic()))
+            cap = latency.start_capture(os.path.join(outdir, "setup.pcap"),
+                                        (sip_port, ports["uac"], ports["uas"]))
+            time.sleep(max(0.5, min(2.0, 4000 / rate)))
+            if cap:
+                latency.stop_capture(cap)
         uac.wait(t_start + uac_timeout + 15)
         if prof:
             prof.wait(timeout=120)
@@ -147,7 +162,9 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         uas.wait(time.monotonic() + 8)
         idle_after = procfs.wait_idle(sb.pid, max_wait=30)
         sampler.stop()
-        cpu1, busy1, t1 = procfs.cpu_seconds(sb.pid), procfs.machine_busy_seconds(), time.monotonic()
+        cpu1, t1 = procfs.cpu_seconds(sb.pid), time.monotonic()
+        tasks1 = procfs.task_runtimes()
+        pg1 = sum(procfs.cpu_seconds(p) or 0 for p in pg_pids)
         hwm = procfs.status_kib(sb.pid, "VmHWM")
         ctx1 = procfs.ctx_switches(sb.pid)
     r = sippstep.summarize(outdir, rate, calls)
@@ -159,8 +176,9 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
     if ctx0 and ctx1 and r["ok"]:
         r["ctx_switches_per_call"] = round((sum(ctx1) - sum(ctx0)) / r["ok"], 1)
     sb_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
-    sipp_cpu = (uac.cpu_seconds() or 0) + (uas.cpu_seconds() or 0)
     wall = t1 - t0
+    # everything else that ran meanwhile (sipp is gone by t1, so not in it)
+    other = procfs.runtime_delta(tasks0, tasks1, [sb.pid, os.getpid()] + pg_pids)
     r.update({
         "duration": duration, "pause_ms": pause_ms, "uac_exit": uac.code,
         "wall_s": round(t_uac - t_start, 2),
@@ -170,7 +188,9 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         "peak_rss_kib": hwm, "sampled_max_rss_kib": sampler.max_rss(),
         "uac_cpu_pct": 100.0 * (uac.cpu_seconds() or 0) / (t_uac - t_start),
         "uas_cpu_pct": 100.0 * (uas.cpu_seconds() or 0) / (t_uac - t_start),
-        "other_pct": 100.0 * ((busy1 - busy0) - (sb_cpu or 0) - sipp_cpu) / wall,
+        "other_pct": 100.0 * other / wall,
+        "pg_cpu_s": (pg1 - pg0) if pg_pids else None,
+        "pg_us_per_call": (pg1 - pg0) * 1e6 / r["ok"] if pg_pids and r["ok"] else None,
         "quiet_before": quiet, "busy_before_pct": 100.0 * busy_before,
         "idle_wait_before_s": waited, "idle_wait_after_s": idle_after,
     })
@@ -181,5 +201,13 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
     r["uac_command"], r["uas_command"] = uac.command, uas.command
     if prof:
         perf_report(outdir)
+    pcap = os.path.join(outdir, "setup.pcap")
+    if cap and os.path.exists(pcap):
+        r["latency"] = latency.summary(pcap, sip_port, ports["uac"], ports["uas"])
+        for k in ("setup", "added"):
+            for q in (50, 99):
+                r[f"{k}_us_p{q}"] = (r["latency"][f"{k}_p{q}"] or 0) * 1000 \
+                    if r["latency"][f"{k}_p{q}"] is not None else None
+        os.remove(pcap)
     compress_big(outdir)
     return r

@@ -88,6 +88,33 @@ def machine_busy_seconds():
     return (sum(v[:8]) - idle) / CLK_TCK
 
 
+def task_runtimes():
+    """{(pid, tid): seconds on CPU} of every task on the machine, from
+    /proc/<pid>/task/<tid>/schedstat (precise, unlike /proc/stat ticks)."""
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    out[(int(p), int(t))] = int(f.read().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def runtime_delta(before, after, exclude_pids=()):
+    """CPU seconds between two task_runtimes() of the tasks in both, less
+    those of `exclude_pids` (tasks born and dead in between are missed)."""
+    ex = set(exclude_pids)
+    return sum(v - before[k] for k, v in after.items() if k in before and k[0] not in ex)
+
+
 class Sampler:
     """Samples a process's CPU and RSS every `interval` seconds in a thread.
 

@@ -3,9 +3,11 @@ run, and Switchboard beside Kamailio at the rates both ran."""
 
 COLS = [("who", 10, "engine"), ("rate", 6, "rate"), ("achieved", 8, "achieved"),
         ("attempt", 7, "attempted"), ("ok", 7, "ok"), ("failed", 6, "failed"),
-        ("unfin", 5, "incomplete"), ("retr%", 6, "retrans_pct"), ("p50ms", 6, "setup_p50"),
-        ("p99ms", 6, "setup_p99"), ("us/call", 7, "cpu_us_per_call"),
-        ("us_stdy", 7, "cpu_us_steady"), ("cpu%", 5, "sb_cpu_pct"),
+        ("unfin", 5, "incomplete"), ("retr%", 6, "retrans_pct"), ("p50ms", 5, "setup_p50"),
+        ("p99ms", 5, "setup_p99"), ("set50us", 7, "setup_us_p50"), ("set99us", 7, "setup_us_p99"),
+        ("add50us", 7, "added_us_p50"), ("add99us", 7, "added_us_p99"),
+        ("us/call", 7, "cpu_us_per_call"), ("us_stdy", 7, "cpu_us_steady"),
+        ("pg_us", 5, "pg_us_per_call"), ("cpu%", 5, "sb_cpu_pct"),
         ("rssMiB", 6, "peak_rss_kib"), ("CDRs", 7, "cdrs"), ("other%", 6, "other_pct"),
         ("pass", 4, "pass")]
 
@@ -13,12 +15,17 @@ LEGEND = """\
 achieved = offered calls/s measured from the INVITE send times; unfin = calls
 neither successful nor failed; retr% = sipp retransmissions (caller + app
 server) per 100 calls; p50ms/p99ms = call setup, first INVITE -> 200 (407
-round trip included); us/call = Switchboard CPU (utime+stime over the whole
-step, write-behind included) / successful calls; us_stdy = CPU share while
-calls were offered / offered rate (the peer harness's relay_us); cpu% =
-Switchboard CPU in % of one core over the step; rssMiB = Switchboard peak
-RSS (VmHWM, reset per step); CDRs = new CDRs over REST after the step (must
-equal ok); other% = CPU of everything else on the box (rough, /proc/stat).
+round trip included) by sipp's clock, which ticks in 4 ms steps;
+set50us/set99us = the same setup to the microsecond from a 0.5-2 s packet
+capture 3 s into the step; add50us/add99us = the part of it spent inside
+Switchboard (407, INVITE relay, 200 relay); us/call = Switchboard CPU
+(utime+stime over the whole step, write-behind included) / successful
+calls; us_stdy = CPU share while calls were offered / offered rate (the
+peer harness's relay_us); pg_us = CPU of the PostgreSQL backends serving
+Switchboard / successful call; cpu% = Switchboard CPU in % of one core over
+the step; rssMiB = Switchboard peak RSS (VmHWM, reset per step); CDRs = new
+CDRs over REST after the step (must equal ok); other% = CPU of everything
+else on the box (% of one core; sipp not included).
 Pass: 0 failed, every call successful, retr% < 1, achieved >= 95 % of rate."""
 
 

@@ -60,6 +60,25 @@ def time_queries(api, samples):
     return out
 
 
+def wait_published(api, held, max_wait=90):
+    """Walks the established sessions until all `held` are there or the
+    count stops growing (bounded); returns (count, seconds waited)."""
+    t0 = time.monotonic()
+    last = -1
+    while True:
+        n, _, _ = api.walk("/v1/sessions?state=established", limit=500)
+        if n >= held or n == last or time.monotonic() - t0 > max_wait:
+            return n, round(time.monotonic() - t0, 1)
+        last = n
+        time.sleep(2)
+
+
+def states(api):
+    """Sessions per state (walked), for the states other than established."""
+    return {st: api.walk(f"/v1/sessions?state={st}", limit=500)[0]
+            for st in ("proceeding", "answered", "ended")}
+
+
 def main(argv):
     a = parse_args(argv)
     n = a.sessions
@@ -110,6 +129,8 @@ def main(argv):
                         "open_calls_at_measure": sippstep.counter(before, "CurrentCall"),
                         "failed_at_measure": sippstep.counter(before, "FailedCall(C)")})
             held = max(1, res["open_calls_at_measure"])
+            res["published"], res["publish_walk_s"] = wait_published(sb.api, held)
+            res["other_states"] = states(sb.api)
             res["rss_per_session_bytes"] = round((rss1 - rss0) * 1024 / held)
             cpu0 = procfs.cpu_seconds(sb.pid)
             t_q = time.monotonic()
@@ -158,6 +179,8 @@ def render(r):
                              f"max {v['max_ms']} ms, {v['items']} items")
             else:
                 lines.append(f"{q:<45} {name:<7}: {v['total_s']} s, {v['items']} items, {v['pages']} pages")
+    lines.append(f"published established    : {r.get('published')} (after {r.get('publish_walk_s')} s of walks); "
+                 f"other states {r.get('other_states')}")
     lines.append(f"Switchboard CPU for the queries: {r.get('query_cpu_s')} s in {r.get('query_wall_s')} s")
     c = r.get("calls", {})
     lines.append(f"calls: ok {c.get('ok')} failed {c.get('failed')} unfinished {c.get('incomplete')} "

@@ -86,6 +86,15 @@ class Database:
         keys = ("commits", "rollbacks", "inserted", "updated", "deleted", "fetched", "returned")
         return dict(zip(keys, (int(x) for x in rows[0])))
 
+    def backend_pids(self):
+        """The PostgreSQL server processes serving this database (its CPU
+        is part of the cost of a call); [] on SQLite."""
+        if self.engine != "postgres":
+            return []
+        rows = self._query(f"SELECT pid FROM pg_stat_activity WHERE datname = '{self.name}' "
+                           "AND pid <> pg_backend_pid()")
+        return [int(r[0]) for r in rows or []]
+
     def drop(self):
         if self.name:
             _psql(self.pg_url + "/postgres", f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
