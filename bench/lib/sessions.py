@@ -22,8 +22,8 @@ def parse_args(argv):
     ap.add_argument("sessions", type=int, help="concurrent sessions to hold (N)")
     ap.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     ap.add_argument("--rate", type=int, default=1000, help="calls/s while ramping up (1000)")
-    ap.add_argument("--settle", type=int, default=60,
-                    help="seconds the sessions are held after the ramp, for the measurements (60)")
+    ap.add_argument("--settle", type=int, default=150,
+                    help="seconds the sessions are held after the ramp, for the measurements (150)")
     ap.add_argument("--samples", type=int, default=20, help="timed requests per query (20)")
     ap.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"))
     ap.add_argument("--nice", type=int, default=int(os.environ.get("BENCH_NICE", "0")) or None)
@@ -119,9 +119,7 @@ def main(argv):
                     break
                 time.sleep(1)
             res["ramp_s"] = round(time.monotonic() - t_start, 1)
-            # let the write-behind publisher catch up before measuring
             time.sleep(2)
-            res["publish_wait_s"] = procfs.wait_idle(sb.pid, threshold=0.05, max_wait=30)
             before = last_stat(os.path.join(out, "uac_stat.csv"))
             rss1 = procfs.status_kib(sb.pid, "VmRSS")
             res.update({"rss_held_kib": rss1, "hwm_kib": procfs.status_kib(sb.pid, "VmHWM"),
@@ -129,9 +127,11 @@ def main(argv):
                         "open_calls_at_measure": sippstep.counter(before, "CurrentCall"),
                         "failed_at_measure": sippstep.counter(before, "FailedCall(C)")})
             held = max(1, res["open_calls_at_measure"])
+            res["rss_per_session_bytes"] = round((rss1 - rss0) * 1024 / held)
+            # the listings are timed once the write-behind publisher is done
+            res["publish_wait_s"] = procfs.wait_idle(sb.pid, threshold=0.05, max_wait=30)
             res["published"], res["publish_walk_s"] = wait_published(sb.api, held)
             res["other_states"] = states(sb.api)
-            res["rss_per_session_bytes"] = round((rss1 - rss0) * 1024 / held)
             cpu0 = procfs.cpu_seconds(sb.pid)
             t_q = time.monotonic()
             res["queries"] = time_queries(sb.api, a.samples)
@@ -165,7 +165,12 @@ def main(argv):
 
 def render(r):
     mib = lambda k: f"{(r.get(k) or 0) / 1024:.1f} MiB"
-    lines = [
+    warn = []
+    if (r.get("open_calls_at_measure") or 0) < r["sessions"]:
+        warn.append("WARNING: fewer sessions held than asked (failures, or --settle too short)")
+    if (r.get("open_calls_after_queries") or 0) < (r.get("open_calls_at_measure") or 0):
+        warn.append("WARNING: sessions ended during the queries: raise --settle")
+    lines = warn + [
         f"sessions held          : {r.get('open_calls_at_measure')} of {r['sessions']} "
         f"({r['db']}, ramp {r.get('ramp_s')} s at {r['rate']}/s), failed so far {r.get('failed_at_measure')}",
         f"RSS idle / held / after: {mib('rss_idle_kib')} / {mib('rss_held_kib')} / {mib('rss_after_kib')}"
