@@ -139,6 +139,17 @@ def main(argv):
             res["query_wall_s"] = round(time.monotonic() - t_q, 1)
             after = last_stat(os.path.join(out, "uac_stat.csv"))
             res["open_calls_after_queries"] = sippstep.counter(after, "CurrentCall")
+            # again once the transactions of the ramp are gone (RFC 3261
+            # Timer J and RFC 6026 Timer L/M keep them 32 s): the sessions
+            # alone
+            settled_at = t_start + res["ramp_s"] + 40
+            if settled_at < t_start + hold_s - 5:
+                time.sleep(max(0.0, settled_at - time.monotonic()))
+                late = last_stat(os.path.join(out, "uac_stat.csv"))
+                rss2 = procfs.status_kib(sb.pid, "VmRSS")
+                open2 = max(1, sippstep.counter(late, "CurrentCall"))
+                res.update({"rss_settled_kib": rss2, "open_calls_settled": open2,
+                            "rss_per_session_settled_bytes": round((rss2 - rss0) * 1024 / open2)})
             uac.wait(t_start + uac_timeout + 15)
             uas.wait(time.monotonic() + 10)
         final = sippstep.summarize(out, a.rate, n)
@@ -175,7 +186,9 @@ def render(r):
         f"({r['db']}, ramp {r.get('ramp_s')} s at {r['rate']}/s), failed so far {r.get('failed_at_measure')}",
         f"RSS idle / held / after: {mib('rss_idle_kib')} / {mib('rss_held_kib')} / {mib('rss_after_kib')}"
         f" (peak {mib('hwm_kib')}, {r.get('threads')} threads)",
-        f"RSS per session        : {r.get('rss_per_session_bytes')} bytes",
+        f"RSS per session        : {r.get('rss_per_session_bytes')} bytes right after the ramp; "
+        f"{r.get('rss_per_session_settled_bytes')} bytes 40 s later ({r.get('open_calls_settled')} held, "
+        f"RSS {(r.get('rss_settled_kib') or 0) / 1024:.1f} MiB)",
     ]
     for name, key in (("empty", "queries_empty"), ("at size", "queries")):
         for q, v in (r.get(key) or {}).items():
