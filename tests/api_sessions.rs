@@ -209,7 +209,7 @@ async fn list_and_filters(engine: Engine) {
         ("", &["s1", "s2", "s3", "s4", "s5"]),
         ("?state=established", &["s2", "s4"]),
         ("?state=ended", &["s1", "s5"]),
-        ("?state=gone", &[]),
+        ("?state=active", &["s2", "s3", "s4"]),
         ("?client_id=c1", &["s1", "s2"]),
         ("?service_id=svc1", &["s1", "s3", "s4"]),
         ("?app_server_id=as2", &["s2", "s4"]),
@@ -224,6 +224,11 @@ async fn list_and_filters(engine: Engine) {
     for (query, want) in cases {
         assert_eq!(list_ids(&app, query).await, want, "GET /v1/sessions{query}");
     }
+    let (s, body) = app
+        .admin(Method::GET, "/v1/sessions?state=gone", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("state"), "{body}");
 
     // The items are the published records, as they were stored.
     let (_, body) = app

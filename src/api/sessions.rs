@@ -29,7 +29,7 @@ const ENDED: &str = "ended";
 #[into_params(parameter_in = Query)]
 pub struct SessionQuery {
     /// Only sessions in this state: `proceeding`, `answered`, `established`
-    /// or `ended`.
+    /// or `ended`; `active` is every state but `ended`.
     pub state: Option<String>,
     /// Only the sessions of this client.
     pub client_id: Option<String>,
@@ -106,6 +106,14 @@ async fn list(
             return Err(ApiError::BadRequest(
                 "query parameter from: must not be after to".into(),
             ));
+        }
+    }
+    if let Some(state) = q.state.as_deref() {
+        if !STATES.contains(&state) {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter state: '{state}' is not one of {}",
+                STATES.join(", ")
+            )));
         }
     }
     let filter = SessionFilter {
@@ -204,6 +212,9 @@ async fn terminate(
         "termination asked of the node holding the session");
     Ok(StatusCode::ACCEPTED)
 }
+
+/// The values of the `state` filter.
+const STATES: [&str; 5] = ["proceeding", "answered", "established", "ended", "active"];
 
 /// A node whose heartbeat is older than this is taken for dead.
 const NODE_ALIVE_MS: i64 = 5_000;

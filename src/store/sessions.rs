@@ -210,7 +210,7 @@ impl Store {
     ) -> StoreResult<Page<SessionRecord>> {
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions
-             WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR client_id = $2) AND ($3 IS NULL OR service_id = $3)
+             WHERE ($1 IS NULL OR state = $1 OR ($1 = 'active' AND state <> 'ended')) AND ($2 IS NULL OR client_id = $2) AND ($3 IS NULL OR service_id = $3)
                AND ($4 IS NULL OR app_server_id = $4) AND ($5 IS NULL OR request_id = $5)
                AND ($6 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $7) AND ($8 IS NULL OR id > $8)
              ORDER BY id LIMIT $9"
