@@ -130,12 +130,12 @@ pub async fn run(
         .values()
         .map(|c| (c.id.as_str(), c))
         .collect();
-    crate::billing::restart::close_orphans(&store, &settings.node_name, |s| {
+    crate::billing::restart::close_orphans(&store, &settings.node_name, |s, service| {
         let client = s
             .client_id
             .as_deref()
             .and_then(|id| clients.get(id).copied());
-        catalog.tariff_for(client, s.service_id.as_deref())
+        catalog.tariff_for(client, service)
     })
     .await
     .context("closing the sessions left open by the previous run")?;

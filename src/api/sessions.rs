@@ -14,7 +14,9 @@ use super::extract::QueryParams;
 use super::problem::docs::{ListErrors, ReadErrors};
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{page_request, AppState, IdPath, List};
-use crate::store::sessions::{LegRecord, SessionEventRecord, SessionFilter, SessionRecord};
+use crate::store::sessions::{
+    LegRecord, SegmentRecord, SessionEventRecord, SessionFilter, SessionRecord,
+};
 use crate::store::signals::Signal;
 use crate::store::Timestamp;
 
@@ -51,13 +53,16 @@ pub struct SessionQuery {
     pub cursor: Option<String>,
 }
 
-/// A session with its legs (in creation order) and its events (in the order
-/// they happened).
+/// A session with its legs (in creation order), its billing segments (one
+/// per app server that served it, in order: a session change or transfer
+/// to another app server opens the next) and its events (in the order they
+/// happened).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionDetail {
     #[serde(flatten)]
     pub session: SessionRecord,
     pub legs: Vec<LegRecord>,
+    pub segments: Vec<SegmentRecord>,
     pub events: Vec<SessionEventRecord>,
 }
 
@@ -128,7 +133,7 @@ async fn list(
     Ok(Json(s.store.list_sessions(&filter, &page).await?.into()))
 }
 
-/// Get one session with its legs and events.
+/// Get one session with its legs, segments and events.
 #[utoipa::path(get, operation_id = "get_sessions", path = "/v1/sessions/{id}", tag = "sessions", params(IdPath),
     responses((status = 200, description = "The session", body = SessionDetail), ReadErrors))]
 async fn get(
@@ -143,10 +148,12 @@ async fn get(
         .await
         .map_err(|e| ApiError::from_store("session", &id, e))?;
     let legs = s.store.session_legs(&id).await?;
+    let segments = s.store.session_segments(&id).await?;
     let events = s.store.session_events(&id).await?;
     Ok(Json(SessionDetail {
         session,
         legs,
+        segments,
         events,
     }))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::billing::cdr::cdr_for;
+use crate::billing::cdr::{cdrs_for, SegmentBill};
 use crate::store::sessions::{SessionChange, SessionRecord};
 use crate::store::tariffs::Tariff;
 use crate::store::{Store, StoreResult, Timestamp};
@@ -35,22 +35,38 @@ pub struct Closed {
 
 /// Ends the sessions `node` left open and writes the CDRs it owed, then
 /// records that the node started. `tariff_of` names the tariff a session
-/// is billed with. Run once at start, before SIP traffic.
+/// is billed with for a service. Run once at start, before SIP traffic.
 pub async fn close_orphans<'t>(
     store: &Store,
     node: &str,
-    tariff_of: impl Fn(&SessionRecord) -> Option<&'t Tariff>,
+    tariff_of: impl Fn(&SessionRecord, Option<&str>) -> Option<&'t Tariff>,
 ) -> StoreResult<Closed> {
     let now = Timestamp::now();
     let alive = store.node_last_seen(node).await?.unwrap_or(now);
-    let bill = |s: &SessionRecord| cdr_for(s, 1, tariff_of(s));
+    let bill = |s: &SessionRecord, segments: &[SegmentBill]| {
+        cdrs_for(s, segments, |service| tariff_of(s, service))
+    };
 
     let mut cdrs = Vec::new();
     let mut changes = Vec::new();
     let open = store.open_sessions_of_node(node).await?;
     for mut s in open.iter().cloned() {
         end_at_restart(&mut s, alive);
-        cdrs.push(bill(&s));
+        // A session that moved between app servers is billed per segment;
+        // the one still open ends where the session does.
+        let mut segments = Vec::new();
+        for mut g in store.session_segments(&s.id).await? {
+            if g.ended_at.is_none() {
+                g.ended_at = s.ended_at;
+                changes.push(SessionChange::Segment(Box::new(g.clone())));
+            }
+            segments.push(SegmentBill {
+                segment: g,
+                as_call_id: None,
+                end_reason: None,
+            });
+        }
+        cdrs.extend(bill(&s, &segments));
         changes.push(SessionChange::Event {
             session_id: s.id.clone(),
             at: now,
@@ -61,7 +77,17 @@ pub async fn close_orphans<'t>(
     }
     let since = Timestamp::from_millis(alive.millis() - LOOKBACK_MS);
     for s in store.ended_sessions_without_cdr(node, since).await? {
-        cdrs.push(bill(&s));
+        let segments: Vec<SegmentBill> = store
+            .session_segments(&s.id)
+            .await?
+            .into_iter()
+            .map(|segment| SegmentBill {
+                segment,
+                as_call_id: None,
+                end_reason: None,
+            })
+            .collect();
+        cdrs.extend(bill(&s, &segments));
     }
     // CDRs first: if this start dies half-way, the next one finds the same
     // sessions open again and the CDRs already written change nothing.

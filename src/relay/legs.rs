@@ -69,12 +69,13 @@ pub struct Inquiry<'a> {
 
 /// The INVITE of an outbound leg. To an app server (SPEC §2 step 4): the
 /// client's SDP, the identity we assert and the session id, plus the rule's
-/// attributes; to a client contact: the app server's SDP.
+/// attributes; to a client contact: the app server's SDP. `offer` is the
+/// message whose body is the offer (none: an offerless INVITE, RFC 3725).
 pub fn as_invite(
     local: &Local,
     flow: &Flow,
     inq: &Inquiry<'_>,
-    client_invite: &Message,
+    offer: Option<&Message>,
 ) -> Result<Bytes, BuildError> {
     let mut b = MessageBuilder::request(Method::Invite, inq.request_uri)?
         .header("Via", local.via(flow))?
@@ -105,9 +106,9 @@ pub fn as_invite(
             format!("{};refresher=uas", inq.session_expires),
         )?
         .header("Min-SE", inq.min_session_expires.to_string())?;
-    let body = client_invite.body();
+    let body = offer.map(Message::body).unwrap_or_default();
     if !body.is_empty() {
-        if let Some(ct) = client_invite.get(HeaderName::ContentType) {
+        if let Some(ct) = offer.and_then(|o| o.get(HeaderName::ContentType)) {
             b = b.header("Content-Type", ct.value)?;
         }
     }

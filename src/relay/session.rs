@@ -9,7 +9,7 @@ use crate::sip::message::Message;
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 use crate::sip::transport::Flow;
 use crate::store::clients::Client;
-use crate::store::sessions::{LegRecord, SessionRecord};
+use crate::store::sessions::{LegRecord, SegmentRecord, SessionRecord};
 use crate::store::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +173,34 @@ impl ReInvite {
     }
 }
 
+/// A billing segment as the relay holds it (SPEC §4): which service and
+/// app server, from when to when. Numbered from 1 by position.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub service_id: Option<String>,
+    pub app_server_id: Option<String>,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// Call-ID of the AS leg that served it.
+    pub as_call_id: Option<String>,
+    /// Set when it ended before the session did: how the session moved on.
+    pub end_reason: Option<String>,
+}
+
+/// A session change under way (SPEC §2 claim 5): another app server was
+/// asked to take the session over with a new offer, on outbound leg `leg`.
+#[derive(Debug)]
+pub struct Change {
+    /// The client's re-INVITE or UPDATE, answered when the new AS answers.
+    pub request: Message,
+    pub server_tx: ServerTxId,
+    pub leg: usize,
+    pub service_id: String,
+    pub rule_id: String,
+    /// Other app servers of the service still to try (failover).
+    pub candidates: Vec<String>,
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub id: String,
@@ -203,6 +231,10 @@ pub struct Session {
     /// Charges taken in SIP on this session: idempotency key to the hash
     /// of the charge (a replay is recognised, a conflicting one refused).
     pub charge_keys: HashMap<String, String>,
+    /// Billing segments, the last one open while the session lasts.
+    pub segments: Vec<Segment>,
+    /// A session change waiting for another app server's answer.
+    pub change: Option<Change>,
     pub client_leg: ClientLeg,
     pub as_legs: Vec<AsLeg>,
     /// App servers still to try (failover), in order.
@@ -310,6 +342,34 @@ impl Session {
             end_reason: self.end_reason.clone(),
             final_status: self.final_status.map(i32::from),
         }
+    }
+
+    /// The published form of segment `index` (0-based; numbered from 1).
+    pub fn segment_record(&self, index: usize) -> Option<SegmentRecord> {
+        let g = self.segments.get(index)?;
+        Some(SegmentRecord {
+            session_id: self.id.clone(),
+            segment: i32::try_from(index + 1).unwrap_or(i32::MAX),
+            service_id: g.service_id.clone(),
+            app_server_id: g.app_server_id.clone(),
+            started_at: g.started_at,
+            ended_at: g.ended_at,
+        })
+    }
+
+    /// Every segment as billing sees it.
+    pub fn segment_bills(&self) -> Vec<crate::billing::cdr::SegmentBill> {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                Some(crate::billing::cdr::SegmentBill {
+                    segment: self.segment_record(i)?,
+                    as_call_id: g.as_call_id.clone(),
+                    end_reason: g.end_reason.clone(),
+                })
+            })
+            .collect()
     }
 
     pub fn client_leg_record(&self) -> LegRecord {

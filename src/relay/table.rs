@@ -11,6 +11,9 @@ use crate::sip::transaction::{ClientTxId, ServerTxId};
 pub enum Purpose {
     /// The inquiry INVITE on AS leg n.
     AsInvite(usize),
+    /// The INVITE on AS leg n that is to take an established session over
+    /// (session change, transfer).
+    Takeover(usize),
     /// A BYE, CANCEL or refresh we sent; its answer only closes it.
     Closing,
     /// A copy of the in-dialog request of this server transaction.

@@ -68,11 +68,38 @@ pub struct SessionEventRecord {
     pub detail: Option<String>,
 }
 
+/// One billing segment of a session: the stretch of time one app server
+/// delivered one service (SPEC §4). A session that moves to another AS
+/// (session change, transfer) gets a new segment; each is billed on its
+/// own CDR.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct SegmentRecord {
+    pub session_id: String,
+    /// 1 for the first app server, then 2, 3, …
+    pub segment: i32,
+    pub service_id: Option<String>,
+    pub app_server_id: Option<String>,
+    /// When this app server's part began (the client's ACK, or the moment
+    /// the session moved to it).
+    pub started_at: Timestamp,
+    /// When it ended (the session ended or moved on); open while it lasts.
+    pub ended_at: Option<Timestamp>,
+}
+
+impl SegmentRecord {
+    /// From start to end, in milliseconds (none while open).
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.ended_at
+            .map(|e| (e.millis() - self.started_at.millis()).max(0))
+    }
+}
+
 /// One change to publish; applied in order.
 #[derive(Debug, Clone)]
 pub enum SessionChange {
     Session(Box<SessionRecord>),
     Leg(Box<LegRecord>),
+    Segment(Box<SegmentRecord>),
     Event {
         session_id: String,
         at: Timestamp,
@@ -97,6 +124,8 @@ pub struct SessionFilter {
 pub(super) const SESSION_COLUMNS: &str = "id, request_id, state, client_id, service_id, rule_id, app_server_id, caller_uri, callee_uri, \
      client_call_id, as_call_id, node, created_at, answered_at, ended_at, duration_ms, end_reason, final_status";
 const LEG_COLUMNS: &str = "id, session_id, kind, app_server_id, call_id, local_tag, remote_tag, remote_uri, created_at, ended_at";
+const SEGMENT_COLUMNS: &str =
+    "session_id, segment, service_id, app_server_id, started_at, ended_at";
 
 impl Store {
     /// Applies a batch of changes in one transaction.
@@ -109,6 +138,10 @@ impl Store {
         let upsert_leg = format!(
             "INSERT INTO session_legs ({LEG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (id) DO UPDATE SET local_tag = $6, remote_tag = $7, remote_uri = $8, ended_at = $10"
+        );
+        let upsert_segment = format!(
+            "INSERT INTO session_segments ({SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (session_id, segment) DO UPDATE SET ended_at = $6"
         );
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -152,6 +185,17 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    SessionChange::Segment(g) => {
+                        sqlx::query(&upsert_segment)
+                            .bind(&g.session_id)
+                            .bind(g.segment)
+                            .bind(&g.service_id)
+                            .bind(&g.app_server_id)
+                            .bind(g.started_at)
+                            .bind(g.ended_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     SessionChange::Event {
                         session_id,
                         at,
@@ -187,6 +231,17 @@ impl Store {
             "SELECT {LEG_COLUMNS} FROM session_legs WHERE session_id = $1 ORDER BY created_at, id"
         );
         Ok(on_pool!(self, |p| sqlx::query_as::<_, LegRecord>(&sql)
+            .bind(session_id)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// The billing segments of a session, in order.
+    pub async fn session_segments(&self, session_id: &str) -> StoreResult<Vec<SegmentRecord>> {
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM session_segments WHERE session_id = $1 ORDER BY segment"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SegmentRecord>(&sql)
             .bind(session_id)
             .fetch_all(p)
             .await)?)

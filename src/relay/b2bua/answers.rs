@@ -12,6 +12,10 @@ impl Core {
         let Some(code) = msg.status() else { return };
         let index = match purpose {
             Purpose::AsInvite(index) => index,
+            Purpose::Takeover(index) => {
+                self.on_takeover_response(tx, &id, index, msg);
+                return;
+            }
             Purpose::Relay(server) => {
                 self.on_relayed_response(tx, &id, server, Some(msg));
                 return;
@@ -218,6 +222,10 @@ impl Core {
                 self.sessions.forget_tx(&tx);
                 self.give_up_leg(&id, index, "timeout");
             }
+            Purpose::Takeover(index) => {
+                self.sessions.forget_tx(&tx);
+                self.takeover_gave_up(&id, index);
+            }
             Purpose::Relay(server) => self.on_relayed_response(tx, &id, server, None),
             Purpose::Closing => self.sessions.forget_tx(&tx),
         }
@@ -225,6 +233,9 @@ impl Core {
 
     /// An AS leg that will not answer: failover, or 408 to the client.
     pub(in crate::relay) fn give_up_leg(&mut self, id: &str, index: usize, why: &str) {
+        if self.takeover_gave_up(id, index) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
@@ -275,7 +286,7 @@ impl Core {
 /// The dialog a 2xx creates on an outbound leg (RFC 3261 §12.1.2): the
 /// peer's tag, its Contact as remote target, and the Record-Route values
 /// in reverse order as route set.
-fn learn_dialog(leg: &mut AsLeg, answer: &Message) {
+pub(super) fn learn_dialog(leg: &mut AsLeg, answer: &Message) {
     leg.remote_tag = answer.to_header().ok().and_then(|t| t.tag().map(text));
     leg.remote_target = contact_of(answer);
     let mut routes = legs::record_routes(answer);

@@ -27,8 +27,9 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
+        let now = Timestamp::now();
         session.state = State::Established;
-        session.answered_at = Some(Timestamp::now());
+        session.answered_at = Some(now);
         let Some(index) = session
             .as_legs
             .iter()
@@ -40,6 +41,7 @@ impl Core {
             .get(crate::sip::message::HeaderName::ContentType)
             .and_then(|h| h.value_str());
         self.ack_as_leg(id, index, content_type.map(|ct| (ct, ack.body())));
+        self.open_segment(id, now);
         self.publish_by_id(id);
         self.event(id, "established", None);
     }

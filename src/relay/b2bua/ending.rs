@@ -21,13 +21,23 @@ impl Core {
         if session.state == State::Ended {
             return;
         }
+        self.abandon_change(id);
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let now = Timestamp::now();
         session.state = State::Ended;
-        session.ended_at = Some(Timestamp::now());
+        session.ended_at = Some(now);
         session.end_reason = Some(why.to_string());
         if let Some(code) = final_status {
             session.final_status = Some(code);
         }
         let record = session.record(&node);
+        self.close_segment(id, now, None);
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let segments = session.segment_bills();
         let client = session
             .client
             .as_ref()
@@ -57,13 +67,15 @@ impl Core {
         for (tx, m) in pending {
             self.respond(&tx, &m.request, 487, "Request Terminated", &[]);
         }
-        // The CDR (SPEC §4), billed with the tariff of this moment.
+        // The CDRs (SPEC §4): one per segment, each billed with the tariff
+        // of its service at this moment.
         let catalog = self.d.catalog.snapshot();
-        let tariff = catalog.tariff_for(client_record.as_deref(), record.service_id.as_deref());
-        let _ = self
-            .d
-            .cdrs
-            .send(crate::billing::cdr::cdr_for(&record, 1, tariff));
+        let cdrs = crate::billing::cdr::cdrs_for(&record, &segments, |service| {
+            catalog.tariff_for(client_record.as_deref(), service)
+        });
+        for cdr in cdrs {
+            let _ = self.d.cdrs.send(cdr);
+        }
         self.publish(SessionChange::Session(Box::new(record)));
         self.publish(SessionChange::Leg(Box::new(client_leg)));
         self.event(id, "ended", Some(why.to_string()));

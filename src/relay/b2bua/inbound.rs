@@ -167,6 +167,7 @@ impl Core {
                 to: format!("<sip:{}@{}>", client.username, client.realm),
                 asserted_identity: None,
                 tag_session: false,
+                offer: super::outbound::Offer::Inbound,
             };
             self.open_leg(&id, outbound);
         }
@@ -224,6 +225,8 @@ impl Core {
             reinvite: None,
             attributes: Vec::new(),
             charge_keys: Default::default(),
+            segments: Vec::new(),
+            change: None,
             client_leg,
             as_legs: Vec::new(),
             candidates: Vec::new(),

@@ -107,7 +107,11 @@ impl Core {
         }
         // RFC 3261 §14.2: one INVITE at a time in a dialog, in either
         // direction (the one from the other side makes this a glare).
-        if method == Some(Method::Invite) && session.reinvite.as_ref().is_some_and(|r| r.pending())
+        // A change to another app server is an INVITE in progress too.
+        let pending = session.reinvite.as_ref().is_some_and(|r| r.pending())
+            || session.change.is_some();
+        if (pending && matches!(method, Some(Method::Invite)))
+            || (session.change.is_some() && matches!(method, Some(Method::Update)))
         {
             self.respond(
                 &tx,
@@ -145,6 +149,13 @@ impl Core {
             };
             headers.push(("Contact", self.local_for(&flow).contact(&flow)));
             self.respond(&tx, &msg, 200, "OK", &headers);
+            return;
+        }
+        // SPEC §2 claim 5: a new offer from the client may be a new service.
+        if inbound
+            && matches!(method, Some(Method::Invite | Method::Update))
+            && self.change_service(&tx, &id, &msg)
+        {
             return;
         }
         self.relay_request(tx, msg, &id, inbound, outbound);
@@ -319,7 +330,7 @@ impl Core {
 }
 
 /// A response to `request` with `headers` and the body of `answer`.
-fn build_response(
+pub(super) fn build_response(
     request: &Message,
     code: u16,
     reason: &str,

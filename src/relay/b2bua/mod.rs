@@ -2,6 +2,7 @@
 //! response relay, confirmation, and the ways a session ends.
 
 mod answers;
+mod change;
 mod charges;
 mod dialogs;
 mod ending;
@@ -10,6 +11,7 @@ mod inbound;
 mod midcall;
 mod outbound;
 mod reinvite;
+mod segments;
 mod session_timer;
 
 pub use fanout::FanOuts;

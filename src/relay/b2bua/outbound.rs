@@ -16,6 +16,17 @@ pub(super) struct Outbound {
     pub asserted_identity: Option<String>,
     /// Add `X-Switchboard-Session` (app servers only).
     pub tag_session: bool,
+    pub offer: Offer,
+}
+
+/// Where the offer of an outbound INVITE comes from.
+pub(super) enum Offer {
+    /// The body of the client's INVITE (or the AS's, for AS → client).
+    Inbound,
+    /// The body of this request (a session change's re-INVITE or UPDATE).
+    Of(Message),
+    /// None: the app server makes the offer in its 2xx (RFC 3725 flow I).
+    Offerless,
 }
 
 impl Core {
@@ -36,25 +47,10 @@ impl Core {
                 return;
             }
             let as_id = session.candidates.remove(0);
-            let (Some(app_server), Some(target)) =
-                (catalog.app_servers.get(&as_id), catalog.targets.get(&as_id))
+            let Some(outbound) =
+                to_app_server(&catalog, session, &as_id, self.d.listen, Offer::Inbound)
             else {
                 continue;
-            };
-            let inv = &session.client_leg.invite;
-            let outbound = Outbound {
-                request_uri: as_request_uri(&app_server.uri, inv),
-                flow: Flow {
-                    protocol: target.protocol,
-                    remote: target.addr,
-                    local: self.d.listen,
-                    connection: 0,
-                },
-                app_server_id: Some(as_id.clone()),
-                from: inv.from_header().map(|f| uri_of(&f)).unwrap_or_default(),
-                to: inv.to_header().map(|t| text(t.raw())).unwrap_or_default(),
-                asserted_identity: session.client.as_ref().map(|c| asserted_identity(c)),
-                tag_session: true,
             };
             if self.open_leg(id, outbound) {
                 return;
@@ -93,7 +89,12 @@ impl Core {
                 .max(self.d.config.min_session_expires),
             min_session_expires: self.d.config.min_session_expires,
         };
-        let built = legs::as_invite(&local, &out.flow, &inquiry, inv)
+        let offer = match &out.offer {
+            Offer::Inbound => Some(inv),
+            Offer::Of(m) => Some(m),
+            Offer::Offerless => None,
+        };
+        let built = legs::as_invite(&local, &out.flow, &inquiry, offer)
             .ok()
             .and_then(|b| parse_datagram(b, &Limits::default()).ok());
         let Some(invite) = built else {
@@ -163,6 +164,34 @@ impl Core {
             .map(|s| std::time::Duration::from_secs(s.max(1) as u64))
             .unwrap_or(self.d.config.timer_c)
     }
+}
+
+/// The outbound leg of `session` to app server `as_id` (none when the
+/// catalog no longer knows it), its INVITE carrying `offer`.
+pub(super) fn to_app_server(
+    catalog: &crate::relay::catalog::Catalog,
+    session: &Session,
+    as_id: &str,
+    listen: std::net::SocketAddr,
+    offer: Offer,
+) -> Option<Outbound> {
+    let (app_server, target) = (catalog.app_servers.get(as_id)?, catalog.targets.get(as_id)?);
+    let inv = &session.client_leg.invite;
+    Some(Outbound {
+        request_uri: as_request_uri(&app_server.uri, inv),
+        flow: Flow {
+            protocol: target.protocol,
+            remote: target.addr,
+            local: listen,
+            connection: 0,
+        },
+        app_server_id: Some(as_id.to_string()),
+        from: inv.from_header().map(|f| uri_of(&f)).unwrap_or_default(),
+        to: inv.to_header().map(|t| text(t.raw())).unwrap_or_default(),
+        asserted_identity: session.client.as_ref().map(|c| asserted_identity(c)),
+        tag_session: true,
+        offer,
+    })
 }
 
 /// The identity Switchboard asserts for an authenticated client (RFC 3325),

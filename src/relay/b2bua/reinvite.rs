@@ -160,6 +160,13 @@ impl Core {
             return;
         };
         let _ = self.d.layer.send_stateless(&flow, bytes.clone());
+        // The leg a session change moved to is confirmed by this ACK.
+        if let Some(l) = session.as_legs.get_mut(leg).filter(|_| inbound) {
+            if l.state == LegState::Answered {
+                l.state = LegState::Acked;
+                l.ack = Some(bytes.clone());
+            }
+        }
         if let Some(r) = session.reinvite.as_mut() {
             r.ack = Some(bytes);
         }
