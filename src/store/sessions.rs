@@ -241,10 +241,12 @@ impl Store {
         let sql = format!(
             "SELECT {SEGMENT_COLUMNS} FROM session_segments WHERE session_id = $1 ORDER BY segment"
         );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, SegmentRecord>(&sql)
-            .bind(session_id)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SegmentRecord>(
+            &sql
+        )
+        .bind(session_id)
+        .fetch_all(p)
+        .await)?)
     }
 
     pub async fn session_events(&self, session_id: &str) -> StoreResult<Vec<SessionEventRecord>> {

@@ -106,7 +106,11 @@ impl Core {
                 "No Application Server Available",
                 &[("Retry-After", "30".into())],
             );
-            self.event(id, "change_refused", Some(format!("{detail}: no app server")));
+            self.event(
+                id,
+                "change_refused",
+                Some(format!("{detail}: no app server")),
+            );
             return true;
         }
         session.change = Some(Change {

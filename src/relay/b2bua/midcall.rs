@@ -108,8 +108,8 @@ impl Core {
         // RFC 3261 §14.2: one INVITE at a time in a dialog, in either
         // direction (the one from the other side makes this a glare).
         // A change to another app server is an INVITE in progress too.
-        let pending = session.reinvite.as_ref().is_some_and(|r| r.pending())
-            || session.change.is_some();
+        let pending =
+            session.reinvite.as_ref().is_some_and(|r| r.pending()) || session.change.is_some();
         if (pending && matches!(method, Some(Method::Invite)))
             || (session.change.is_some() && matches!(method, Some(Method::Update)))
         {
