@@ -12,14 +12,17 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::relay::{app_server, establish, header, next_request, World};
+use common::relay::{app_server, establish, header, next_request, World, PASSWORD};
 use common::sip_ua::{sdp_offer, SipUa};
-use common::{Engine, TestApp};
+use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
+use common::{Engine, TestApp, DOMAIN};
 
 both_engines!(
     a_change_served_by_the_same_app_server_is_relayed,
     a_change_to_another_service_moves_the_session,
     a_refused_change_leaves_the_session_as_it_was,
+    an_update_with_a_new_offer_moves_the_session_too,
+    sipp_calls_change_to_another_app_server,
 );
 
 /// The client's offer with a video stream added.
@@ -286,4 +289,147 @@ async fn a_refused_change_leaves_the_session_as_it_was(engine: Engine) {
     assert_eq!(call.client.recv_final(&bye).await.status(), Some(200));
     let cdrs = cdrs_of(&w.app, &id, 1).await;
     assert_eq!(cdrs[0]["segment"], 1);
+}
+
+async fn an_update_with_a_new_offer_moves_the_session_too(engine: Engine) {
+    let mut as1 = app_server().await;
+    let mut as2 = app_server().await;
+    let Some((w, as2_id)) = two_services(engine, &as1, &as2).await else {
+        return;
+    };
+    let mut call = establish(&w, &mut as1, |r| r, &[]).await;
+    let s = common::relay::session_in(&w.app, &w.client_id, "established").await;
+    let id = s["id"].as_str().unwrap().to_string();
+
+    // RFC 3311: the offer in an UPDATE, the answer in its 2xx; the new
+    // app server's INVITE is ACKed by Switchboard (no ACK follows an UPDATE).
+    let offer = video_offer(&call.client);
+    let update = call
+        .client
+        .in_dialog(&call.client_dialog, "UPDATE")
+        .with_body("application/sdp", offer.as_bytes());
+    call.client.send(&update).await;
+    let at_as2 = next_request(&mut as2, "INVITE").await;
+    assert_eq!(at_as2.body(), offer.as_bytes());
+    let answer = sdp_offer(as2.local_addr(), 7400);
+    as2.respond(
+        &at_as2,
+        200,
+        "OK",
+        &[],
+        Some(("application/sdp", answer.as_bytes())),
+    )
+    .await;
+    let ok = call.client.recv_final(&update).await;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.body(), answer.as_bytes());
+    next_request(&mut as2, "ACK").await;
+    let bye = next_request(&mut as1, "BYE").await;
+    as1.respond(&bye, 200, "OK", &[], None).await;
+    let moved = session_until(&w.app, &id, |s| {
+        s["segments"].as_array().is_some_and(|g| g.len() == 2)
+    })
+    .await;
+    assert_eq!(moved["app_server_id"], as2_id.as_str());
+}
+
+/// Real peers: a sipp client whose calls add video after 300 ms; sipp app
+/// servers for voice (as1) and video (as2). Every call ends on as2 with
+/// two segments and two CDRs.
+async fn sipp_calls_change_to_another_app_server(engine: Engine) {
+    const CALLS: usize = 10;
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let client = app
+        .create(
+            "/v1/clients",
+            json!({"username": "alice", "password": PASSWORD}),
+        )
+        .await;
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let mut services = Vec::new();
+    for (name, port, media) in [("voicemail", p1, None), ("video", p2, Some("video"))] {
+        let a = app
+            .create(
+                "/v1/app-servers",
+                json!({"name": format!("sipp-{name}"), "uri": format!("sip:127.0.0.1:{port}")}),
+            )
+            .await;
+        let svc = app
+            .create(
+                "/v1/services",
+                json!({"name": name, "app_server_ids": [a["id"]]}),
+            )
+            .await;
+        let mut rule = json!({"match": {"request_uri_user": "voicemail"}, "service_id": svc["id"]});
+        if let Some(m) = media {
+            rule["match"]["sdp_media"] = json!(m);
+            rule["priority"] = json!(10);
+        }
+        app.create("/v1/rules", rule).await;
+        services.push((a["id"].clone(), svc["id"].clone()));
+    }
+    let within = Duration::from_secs(20);
+    let Some(as1) = spawn_answering_as(p1, CALLS, within).await else {
+        return;
+    };
+    let Some(as2) = spawn_answering_as(p2, CALLS, within).await else {
+        return;
+    };
+    let calls = AuthenticatedCalls {
+        server: app.sip,
+        service: "voicemail",
+        user: "alice",
+        password: PASSWORD,
+        domain: DOMAIN,
+        calls: CALLS,
+        rate: 10,
+        hold_ms: 300,
+        within: Duration::from_secs(15),
+    };
+    let Some(uac) = calls.spawn_scenario("uac_change_auth.xml").await else {
+        return;
+    };
+    let uac = uac.wait().await;
+    let (as1, as2) = (as1.wait().await, as2.wait().await);
+    assert!(
+        uac.success && as1.success && as2.success,
+        "sipp UAC:\n{}\n\nvoice AS:\n{}\n\nvideo AS:\n{}",
+        uac.report(),
+        as1.report(),
+        as2.report()
+    );
+    let client_id = client["id"].as_str().unwrap();
+    let mut ended = Vec::new();
+    for _ in 0..150 {
+        let (_, page) = app
+            .admin(
+                Method::GET,
+                &format!("/v1/sessions?client_id={client_id}&state=ended&limit=100"),
+                None,
+            )
+            .await;
+        ended = page["items"].as_array().cloned().unwrap_or_default();
+        if ended.len() == CALLS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ended.len(), CALLS);
+    for s in &ended {
+        let id = s["id"].as_str().unwrap();
+        let d = session_until(&app, id, |d| {
+            d["segments"].as_array().is_some_and(|g| g.len() == 2)
+        })
+        .await;
+        assert_eq!(d["end_reason"], "client_bye", "{d:#}");
+        assert_eq!(d["segments"][0]["app_server_id"], services[0].0);
+        assert_eq!(d["segments"][1]["app_server_id"], services[1].0);
+        assert_eq!(d["segments"][1]["service_id"], services[1].1);
+        let cdrs = cdrs_of(&app, id, 2).await;
+        assert!(cdrs
+            .iter()
+            .any(|c| c["segment"] == 1 && c["end_reason"] == "moved"));
+    }
 }

@@ -313,6 +313,11 @@ pub struct AuthenticatedCalls<'a> {
 
 impl AuthenticatedCalls<'_> {
     pub async fn spawn(&self) -> Option<SippProcess> {
+        self.spawn_scenario("uac_invite_auth.xml").await
+    }
+
+    /// The same calls with another client scenario taking the same keys.
+    pub async fn spawn_scenario(&self, scenario: &str) -> Option<SippProcess> {
         let (port, media) = (free_udp_port().to_string(), free_udp_port().to_string());
         let (calls, rate, hold) = (
             self.calls.to_string(),
@@ -321,7 +326,7 @@ impl AuthenticatedCalls<'_> {
         );
         let timeout = format!("{}s", self.within.as_secs());
         spawn_sipp(
-            "uac_invite_auth.xml",
+            scenario,
             Some(self.server),
             &[
                 "-p",
