@@ -12,8 +12,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::relay::{app_server, establish, header, next_request, World, PASSWORD};
-use common::sip_ua::{sdp_offer, SipUa};
+use common::relay::{
+    app_server, establish, header, next_request, session_in, Call, World, PASSWORD,
+};
+use common::sip_ua::{sdp_offer, Incoming, Request, SipUa};
 use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
 use common::{Engine, TestApp, DOMAIN};
 
@@ -56,6 +58,30 @@ async fn two_services(engine: Engine, as1: &SipUa, as2: &SipUa) -> Option<(World
         )
         .await;
     Some((w, a2["id"].as_str().unwrap().to_string()))
+}
+
+/// Alice's call established on as1, then, 400 ms later, her `method`
+/// adding video sent and received by as2 as a new INVITE: the call, the
+/// session id, the request and what as2 got.
+async fn video_requested(
+    w: &World,
+    as1: &mut SipUa,
+    as2: &mut SipUa,
+    method: &str,
+) -> (Call, String, Request, Incoming) {
+    let mut call = establish(w, as1, |r| r, &[]).await;
+    let s = session_in(&w.app, &w.client_id, "established").await;
+    let id = s["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let offer = video_offer(&call.client);
+    let request = call
+        .client
+        .in_dialog(&call.client_dialog, method)
+        .with_body("application/sdp", offer.as_bytes());
+    call.client.send(&request).await;
+    let at_as2 = next_request(as2, "INVITE").await;
+    assert_eq!(at_as2.body(), offer.as_bytes(), "as2 gets the new offer");
+    (call, id, request, at_as2)
 }
 
 async fn session(app: &TestApp, id: &str) -> Value {
@@ -129,7 +155,7 @@ async fn a_change_served_by_the_same_app_server_is_relayed(engine: Engine) {
     let ack = call.client.ack(&reinvite, &ok);
     call.client.send(&ack).await;
     next_request(&mut as1, "ACK").await;
-    let s = common::relay::session_in(&w.app, &w.client_id, "established").await;
+    let s = session_in(&w.app, &w.client_id, "established").await;
     let id = s["id"].as_str().unwrap();
     let s = session_until(&w.app, id, |s| {
         s["segments"].as_array().is_some_and(|g| !g.is_empty())
@@ -148,35 +174,18 @@ async fn a_change_to_another_service_moves_the_session(engine: Engine) {
     let Some((w, as2_id)) = two_services(engine, &as1, &as2).await else {
         return;
     };
-    let mut call = establish(&w, &mut as1, |r| r, &[]).await;
-    let s = common::relay::session_in(&w.app, &w.client_id, "established").await;
-    let id = s["id"].as_str().unwrap().to_string();
-    let as1_id = s["app_server_id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-
-    // Video added: the video service, on as2, takes over.
-    let offer = video_offer(&call.client);
-    let reinvite = call
-        .client
-        .in_dialog(&call.client_dialog, "INVITE")
-        .with_body("application/sdp", offer.as_bytes());
-    call.client.send(&reinvite).await;
-    let at_as2 = next_request(&mut as2, "INVITE").await;
-    assert_eq!(at_as2.body(), offer.as_bytes(), "as2 gets the new offer");
+    let (mut call, id, reinvite, at_as2) = video_requested(&w, &mut as1, &mut as2, "INVITE").await;
+    let as1_id = session(&w.app, &id).await["app_server_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         !header(&at_as2, "To").contains("tag="),
         "a new dialog with as2"
     );
     assert_eq!(header(&at_as2, "X-Switchboard-Session"), id);
     let answer = sdp_offer(as2.local_addr(), 7200);
-    as2.respond(
-        &at_as2,
-        200,
-        "OK",
-        &[],
-        Some(("application/sdp", answer.as_bytes())),
-    )
-    .await;
+    as2.answer_with_sdp(&at_as2, 7200).await;
     let ok = call.client.recv_final(&reinvite).await;
     assert_eq!(ok.status(), Some(200));
     assert_eq!(
@@ -243,17 +252,7 @@ async fn a_refused_change_leaves_the_session_as_it_was(engine: Engine) {
     let Some((w, _)) = two_services(engine, &as1, &as2).await else {
         return;
     };
-    let mut call = establish(&w, &mut as1, |r| r, &[]).await;
-    let s = common::relay::session_in(&w.app, &w.client_id, "established").await;
-    let id = s["id"].as_str().unwrap().to_string();
-
-    let offer = video_offer(&call.client);
-    let reinvite = call
-        .client
-        .in_dialog(&call.client_dialog, "INVITE")
-        .with_body("application/sdp", offer.as_bytes());
-    call.client.send(&reinvite).await;
-    let at_as2 = next_request(&mut as2, "INVITE").await;
+    let (mut call, id, reinvite, at_as2) = video_requested(&w, &mut as1, &mut as2, "INVITE").await;
 
     // Glare (RFC 3261 §14.2): as1's re-INVITE meets the change in progress.
     let glare = as1.in_dialog(&call.as_dialog, "INVITE").with_body(
@@ -297,29 +296,11 @@ async fn an_update_with_a_new_offer_moves_the_session_too(engine: Engine) {
     let Some((w, as2_id)) = two_services(engine, &as1, &as2).await else {
         return;
     };
-    let mut call = establish(&w, &mut as1, |r| r, &[]).await;
-    let s = common::relay::session_in(&w.app, &w.client_id, "established").await;
-    let id = s["id"].as_str().unwrap().to_string();
-
     // RFC 3311: the offer in an UPDATE, the answer in its 2xx; the new
     // app server's INVITE is ACKed by Switchboard (no ACK follows an UPDATE).
-    let offer = video_offer(&call.client);
-    let update = call
-        .client
-        .in_dialog(&call.client_dialog, "UPDATE")
-        .with_body("application/sdp", offer.as_bytes());
-    call.client.send(&update).await;
-    let at_as2 = next_request(&mut as2, "INVITE").await;
-    assert_eq!(at_as2.body(), offer.as_bytes());
+    let (mut call, id, update, at_as2) = video_requested(&w, &mut as1, &mut as2, "UPDATE").await;
     let answer = sdp_offer(as2.local_addr(), 7400);
-    as2.respond(
-        &at_as2,
-        200,
-        "OK",
-        &[],
-        Some(("application/sdp", answer.as_bytes())),
-    )
-    .await;
+    as2.answer_with_sdp(&at_as2, 7400).await;
     let ok = call.client.recv_final(&update).await;
     assert_eq!(ok.status(), Some(200));
     assert_eq!(ok.body(), answer.as_bytes());

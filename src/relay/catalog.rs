@@ -69,6 +69,16 @@ pub struct Selection<'a> {
 }
 
 impl Catalog {
+    /// The ids of the app servers to inquire for `entry`, in order (see
+    /// [`Catalog::select`]).
+    pub fn candidate_ids(&self, entry: &ServiceEntry) -> Vec<String> {
+        self.select(entry, true)
+            .candidates
+            .iter()
+            .map(|a| a.id.clone())
+            .collect()
+    }
+
     pub async fn load(store: &Store) -> StoreResult<Self> {
         let rules = RuleSet::new(store.all_rules().await?);
         let services = store

@@ -70,16 +70,31 @@ impl Core {
             }
             return;
         }
-        leg.state = LegState::Failed;
-        leg.ended_at = Some(Timestamp::now());
-        let record = session.leg_record(index);
+        let reason = self.leg_refused(tx, &id, index, msg);
+        self.event(&id, "as_rejected", Some(format!("{code} {reason}")));
+        self.after_leg_failure(&id, code, &reason);
+    }
+
+    /// Outbound leg `index` got the final refusal `msg` on its INVITE
+    /// transaction `tx`: the leg is over and published; its reason phrase.
+    pub(in crate::relay) fn leg_refused(
+        &mut self,
+        tx: ClientTxId,
+        id: &str,
+        index: usize,
+        msg: &Message,
+    ) -> String {
         self.sessions.forget_tx(&tx);
+        let record = self.sessions.get_mut(id).and_then(|s| {
+            let leg = s.as_legs.get_mut(index)?;
+            leg.state = LegState::Failed;
+            leg.ended_at = Some(Timestamp::now());
+            s.leg_record(index)
+        });
         if let Some(record) = record {
             self.publish(SessionChange::Leg(Box::new(record)));
         }
-        let reason = text(msg.reason().unwrap_or(b"Failed"));
-        self.event(&id, "as_rejected", Some(format!("{code} {reason}")));
-        self.after_leg_failure(&id, code, &reason);
+        text(msg.reason().unwrap_or(b"Failed"))
     }
 
     /// A 2xx from an AS: relayed once; a retransmission re-sends our 2xx
@@ -107,15 +122,7 @@ impl Core {
                         self.send_2xx(id, code, ok);
                     }
                 }
-                // Our ACK was lost: the same again (§13.2.2.4); a BYE we
-                // sent is retransmitted by its own transaction.
-                LegState::Acked | LegState::Ended => self.ack_as_leg(id, index, None),
-                LegState::Failed | LegState::Cancelled => {
-                    learn_dialog(leg, msg);
-                    leg.state = LegState::Answered;
-                    self.hang_up_as_leg(id, index);
-                }
-                LegState::Calling | LegState::Early => {}
+                _ => self.late_answer(id, index, msg),
             }
             return;
         }
@@ -181,6 +188,30 @@ impl Core {
                 session: id.to_string(),
             },
         );
+    }
+
+    /// A 2xx on leg `index` that is no longer waiting for one (and not
+    /// answered-unACKed, which its caller handles): our ACK was lost, the
+    /// same again (RFC 3261 §13.2.2.4; a BYE we sent is retransmitted by
+    /// its own transaction); on a leg we gave up, the dialog nobody wants
+    /// is confirmed, then ended (§15).
+    pub(in crate::relay) fn late_answer(&mut self, id: &str, index: usize, msg: &Message) {
+        let Some(leg) = self
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.as_legs.get_mut(index))
+        else {
+            return;
+        };
+        match leg.state {
+            LegState::Acked | LegState::Ended => self.ack_as_leg(id, index, None),
+            LegState::Failed | LegState::Cancelled => {
+                learn_dialog(leg, msg);
+                leg.state = LegState::Answered;
+                self.hang_up_as_leg(id, index);
+            }
+            LegState::Calling | LegState::Early | LegState::Answered => {}
+        }
     }
 
     pub(in crate::relay) fn sessions_flow(&mut self, id: &str) -> Flow {

@@ -91,12 +91,7 @@ impl Core {
         if current.is_some_and(|a| entry.service.app_server_ids.iter().any(|p| p == a)) {
             return false;
         }
-        let candidates: Vec<String> = catalog
-            .select(entry, true)
-            .candidates
-            .iter()
-            .map(|a| a.id.clone())
-            .collect();
+        let candidates = catalog.candidate_ids(entry);
         let detail = format!("rule {} service {}", rule.rule.id, entry.service.id);
         if candidates.is_empty() {
             self.respond(
@@ -201,17 +196,10 @@ impl Core {
         if (200..300).contains(&code) && !live {
             // A retransmitted 2xx: our ACK again, or our 2xx to the client
             // again while it has not ACKed (RFC 3261 §13.3.1.4).
-            match leg.state {
-                LegState::Answered => {
-                    self.reinvite_retransmission(id, tx);
-                }
-                LegState::Acked | LegState::Ended => self.ack_as_leg(id, index, None),
-                LegState::Failed | LegState::Cancelled => {
-                    learn_dialog(leg, msg);
-                    leg.state = LegState::Answered;
-                    self.hang_up_as_leg(id, index);
-                }
-                LegState::Calling | LegState::Early => {}
+            if leg.state == LegState::Answered {
+                self.reinvite_retransmission(id, tx);
+            } else {
+                self.late_answer(id, index, msg);
             }
             return;
         }
@@ -238,14 +226,7 @@ impl Core {
             self.change_answered(tx, id, index, msg);
             return;
         }
-        leg.state = LegState::Failed;
-        leg.ended_at = Some(Timestamp::now());
-        let record = session.leg_record(index);
-        self.sessions.forget_tx(&tx);
-        if let Some(record) = record {
-            self.publish(SessionChange::Leg(Box::new(record)));
-        }
-        let reason = text(msg.reason().unwrap_or(b"Failed"));
+        let reason = self.leg_refused(tx, id, index, msg);
         self.takeover_leg_failed(id, code, &reason);
     }
 

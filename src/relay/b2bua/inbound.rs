@@ -67,12 +67,7 @@ impl Core {
             );
             return;
         };
-        let candidates: Vec<String> = catalog
-            .select(entry, true)
-            .candidates
-            .iter()
-            .map(|a| a.id.clone())
-            .collect();
+        let candidates = catalog.candidate_ids(entry);
         if candidates.is_empty() {
             self.respond(
                 &tx,
