@@ -14,6 +14,7 @@ both_engines!(
     call_answered_and_hung_up_by_the_client,
     bye_from_the_app_server,
     failover_to_the_next_app_server,
+    when_every_app_server_refuses_the_best_refusal_is_relayed,
     cancel_before_the_answer,
     refusals_before_any_inquiry,
     admin_terminates_a_session,
@@ -293,6 +294,43 @@ async fn failover_to_the_next_app_server(engine: Engine) {
     assert_eq!(legs.len(), 3, "client leg and two AS legs");
     assert_ne!(legs[1]["app_server_id"], legs[2]["app_server_id"]);
     assert_eq!(detail["app_server_id"], legs[2]["app_server_id"]);
+}
+
+/// RFC 3261 §16.7 with failover: the first app server's 503 moves on to
+/// the second; when that one fails too (500), the client gets the better
+/// refusal, the 500, never the 503 (which would say Switchboard itself is
+/// unavailable). A lone 503 reaches the client as 500.
+async fn when_every_app_server_refuses_the_best_refusal_is_relayed(engine: Engine) {
+    for (second_says, client_gets) in [(Some(500), 500), (None, 500)] {
+        let mut first = app_server().await;
+        let mut second = app_server().await;
+        let servers: Vec<&SipUa> = match second_says {
+            Some(_) => vec![&first, &second],
+            None => vec![&first],
+        };
+        let Some(w) = world(engine, &servers).await else {
+            return;
+        };
+        let mut client = SipUa::udp(w.app.sip).await.with_user("alice", DOMAIN);
+        let offer = sdp_offer(client.local_addr(), 4000);
+        let uri = format!("sip:voicemail@{DOMAIN}");
+        let caller = tokio::spawn(async move {
+            let (_, resp) = client.call(&uri, &offer, Some(("alice", PASSWORD))).await;
+            resp
+        });
+        let invite = first.accept_request().await;
+        first
+            .respond(&invite, 503, "Service Unavailable", &[], None)
+            .await;
+        if let Some(code) = second_says {
+            let invite = second.accept_request().await;
+            second.respond(&invite, code, "Oops", &[], None).await;
+        }
+        let resp = caller.await.unwrap();
+        assert_eq!(resp.status(), Some(client_gets), "{second_says:?}");
+        let detail = session_in(&w.app, &w.client_id, "ended").await;
+        assert_eq!(detail["final_status"], client_gets);
+    }
 }
 
 async fn cancel_before_the_answer(engine: Engine) {

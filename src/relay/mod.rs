@@ -10,6 +10,7 @@ pub mod core;
 pub mod health;
 pub mod legs;
 pub mod publisher;
+pub mod refusal;
 pub mod registrar;
 pub mod request_view;
 pub mod rules;

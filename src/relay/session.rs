@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::b2bua::Midcall;
+use super::refusal::{best_response, relayable};
 use crate::sip::message::Message;
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 use crate::sip::transport::Flow;
@@ -271,24 +272,24 @@ impl Session {
         }
     }
 
-    /// Keeps the better of two final failures (RFC 3261 §16.7: a 6xx wins,
-    /// then 4xx before 5xx; the first of a class stays).
+    /// Keeps the better of two final failures (RFC 3261 §16.7, see
+    /// [`best_response`]; between equals the first stays).
     pub fn note_failure(&mut self, code: u16, reason: &str) {
-        fn rank(code: u16) -> u8 {
-            match code {
-                600..=699 => 0,
-                400..=499 => 1,
-                500..=599 => 2,
-                _ => 3,
-            }
-        }
         if self
             .best_failure
             .as_ref()
-            .is_none_or(|(best, _)| rank(code) < rank(*best))
+            .is_none_or(|(best, _)| best_response(&[*best, code]) == Some(1))
         {
             self.best_failure = Some((code, reason.to_string()));
         }
+    }
+
+    /// The best failure so far as the client may receive it (see
+    /// [`relayable`]).
+    pub fn refusal(&self) -> Option<(u16, String)> {
+        self.best_failure
+            .as_ref()
+            .map(|(code, reason)| relayable(*code, reason))
     }
 
     /// Outbound legs still waiting for a final answer.

@@ -2,6 +2,7 @@
 //! they refuse or stay silent.
 
 use super::*;
+use crate::relay::refusal::relayable;
 
 impl Core {
     /// Step 5: responses of app servers (and of our BYEs and CANCELs).
@@ -305,10 +306,16 @@ impl Core {
             self.inquire_next(id);
             return;
         }
-        let (code, reason) = session
-            .best_failure
-            .clone()
-            .unwrap_or((code, reason.to_string()));
+        // A fan-out session keeps its app server's own answer: the client
+        // hears only the best of the group's, mapped once (see fanout).
+        let (code, reason) = if session.fanout {
+            session
+                .best_failure
+                .clone()
+                .unwrap_or((code, reason.to_string()))
+        } else {
+            session.refusal().unwrap_or_else(|| relayable(code, reason))
+        };
         let why = if failover { "as_failure" } else { "rejected" };
         self.fail(id, code, &reason, why);
     }

@@ -14,6 +14,7 @@ use super::answers::learn_dialog;
 use super::midcall::build_response;
 use super::outbound::{to_app_server, Offer};
 use super::*;
+use crate::relay::refusal::relayable;
 use crate::relay::request_view::RequestView;
 use crate::relay::session::{Change, Direction, ReInvite};
 
@@ -134,9 +135,9 @@ impl Core {
             };
             if change.candidates.is_empty() {
                 let (code, reason) = session
-                    .best_failure
-                    .take()
+                    .refusal()
                     .unwrap_or((503, "No Application Server Available".into()));
+                session.best_failure = None;
                 self.change_failed(id, code, &reason);
                 return;
             }
@@ -272,7 +273,9 @@ impl Core {
             self.inquire_change(id);
             return;
         }
-        let (code, reason) = best.unwrap_or((code, reason.to_string()));
+        let (code, reason) = best
+            .map(|(c, r)| relayable(c, &r))
+            .unwrap_or_else(|| relayable(code, reason));
         self.change_failed(id, code, &reason);
     }
 

@@ -40,8 +40,7 @@ impl Core {
             };
             if session.candidates.is_empty() {
                 let (code, reason) = session
-                    .best_failure
-                    .clone()
+                    .refusal()
                     .unwrap_or((503, "No Application Server Available".into()));
                 self.fail(id, code, &reason, "as_failure");
                 return;
