@@ -36,28 +36,9 @@ fn video_offer(client: &SipUa) -> String {
 /// for voicemail requests whose SDP has video.
 async fn two_services(engine: Engine, as1: &SipUa, as2: &SipUa) -> Option<(World, String)> {
     let w = common::relay::world(engine, &[as1]).await?;
-    let a2 = w
-        .app
-        .create(
-            "/v1/app-servers",
-            json!({"name": "video-as", "uri": format!("sip:{}", as2.local_addr())}),
-        )
-        .await;
-    let video = w
-        .app
-        .create(
-            "/v1/services",
-            json!({"name": "video", "app_server_ids": [a2["id"]]}),
-        )
-        .await;
-    w.app
-        .create(
-            "/v1/rules",
-            json!({"priority": 10, "match": {"request_uri_user": "voicemail", "sdp_media": "video"},
-                   "service_id": video["id"]}),
-        )
-        .await;
-    Some((w, a2["id"].as_str().unwrap().to_string()))
+    let video = json!({"request_uri_user": "voicemail", "sdp_media": "video"});
+    let as2_id = common::relay::add_service(&w, as2, "video", 10, video).await;
+    Some((w, as2_id))
 }
 
 /// Alice's call established on as1, then, 400 ms later, her `method`

@@ -149,5 +149,5 @@ async fn options_advertise_only_what_is_implemented(engine: Engine) {
     let options = ua.options(&format!("sip:{DOMAIN}"));
     let resp = ua.transact(&options).await;
     assert_eq!(resp.status(), Some(200));
-    assert_eq!(header(&resp, "Supported"), "timer");
+    assert_eq!(header(&resp, "Supported"), "timer, replaces");
 }

@@ -142,14 +142,17 @@ async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionDetail>> {
     caller.require(READERS)?;
+    // The events first, the session last: each read sees at least what the
+    // one before did (the relay publishes a session with its events in one
+    // transaction), so the session is never older than the story told.
+    let events = s.store.session_events(&id).await?;
+    let segments = s.store.session_segments(&id).await?;
+    let legs = s.store.session_legs(&id).await?;
     let session = s
         .store
         .get_session(&id)
         .await
         .map_err(|e| ApiError::from_store("session", &id, e))?;
-    let legs = s.store.session_legs(&id).await?;
-    let segments = s.store.session_segments(&id).await?;
-    let events = s.store.session_events(&id).await?;
     Ok(Json(SessionDetail {
         session,
         legs,

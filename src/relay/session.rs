@@ -202,6 +202,48 @@ pub struct Change {
     pub candidates: Vec<String>,
 }
 
+/// A session transfer under way (SPEC §2 claim 6): another app server is
+/// inquired on outbound leg `leg` to take the session over.
+#[derive(Debug)]
+pub struct Transfer {
+    pub how: TransferBy,
+    /// The takeover leg (`usize::MAX` before one is open).
+    pub leg: usize,
+    pub service_id: String,
+    pub rule_id: String,
+    /// Other app servers of the service still to try (failover).
+    pub candidates: Vec<String>,
+    /// The URI naming the service (Refer-To, or the new INVITE's
+    /// Request-URI): its user part goes to the app server.
+    pub target: String,
+    /// The ACK sent for the client's 2xx to our re-INVITE (REFER only),
+    /// re-sent for its retransmissions; set once the transfer is done.
+    pub ack: Option<bytes::Bytes>,
+}
+
+impl Transfer {
+    /// Not done yet.
+    pub fn pending(&self) -> bool {
+        self.ack.is_none()
+    }
+}
+
+/// How a transfer was asked for.
+#[derive(Debug)]
+pub enum TransferBy {
+    /// A REFER in the client's dialog (RFC 3515): progress goes back in
+    /// NOTIFYs; the new app server's 2xx (its offer) is kept until the
+    /// client answers our re-INVITE (`reinvite`: its transaction, CSeq).
+    Refer {
+        refer_cseq: u32,
+        offer: Option<Message>,
+        reinvite: Option<(ClientTxId, u32)>,
+    },
+    /// An INVITE with Replaces (RFC 3891): its dialog (`leg`, not yet
+    /// answered) replaces the session's client dialog.
+    Replaces { leg: Box<ClientLeg> },
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub id: String,
@@ -236,6 +278,8 @@ pub struct Session {
     pub segments: Vec<Segment>,
     /// A session change waiting for another app server's answer.
     pub change: Option<Change>,
+    /// A transfer (REFER or Replaces), pending or the latest done.
+    pub transfer: Option<Transfer>,
     pub client_leg: ClientLeg,
     pub as_legs: Vec<AsLeg>,
     /// App servers still to try (failover), in order.
@@ -250,6 +294,23 @@ pub struct Session {
 }
 
 impl Session {
+    /// An INVITE transaction is in progress in the dialogs (RFC 3261
+    /// §14.2): a re-INVITE, a change or a transfer to another app server.
+    pub fn busy(&self) -> bool {
+        self.reinvite.as_ref().is_some_and(|r| r.pending())
+            || self.change.is_some()
+            || self.transfer.as_ref().is_some_and(Transfer::pending)
+    }
+
+    /// The takeover leg of the pending change or transfer.
+    pub fn takeover_leg(&self) -> Option<usize> {
+        let transfer = self.transfer.as_ref().filter(|t| t.pending());
+        self.change
+            .as_ref()
+            .map(|c| c.leg)
+            .or(transfer.map(|t| t.leg))
+    }
+
     /// The AS leg that answered (or the latest one tried).
     pub fn active_leg(&self) -> Option<&AsLeg> {
         self.as_legs

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::session::Session;
+use super::session::{ClientLeg, Session};
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 
 /// What a client transaction of ours is for.
@@ -18,6 +18,9 @@ pub enum Purpose {
     Closing,
     /// A copy of the in-dialog request of this server transaction.
     Relay(ServerTxId),
+    /// Our re-INVITE of the client carrying the offer of the app server a
+    /// REFER transfers the session to (RFC 3725 flow I).
+    TransferReinvite,
 }
 
 #[derive(Default)]
@@ -137,6 +140,39 @@ impl SessionTable {
 
     pub fn by_as_call_id(&self, call_id: &str) -> Option<(String, usize)> {
         self.by_as_call_id.get(call_id).cloned()
+    }
+
+    /// A later INVITE of the client (one with Replaces) concerns session
+    /// `id`: a CANCEL of it finds the session.
+    pub fn index_invite_tx(&mut self, tx: ServerTxId, id: &str) {
+        self.by_invite_tx.insert(tx, id.to_string());
+    }
+
+    /// Session `id` goes on in another client dialog (RFC 3891): `leg`
+    /// replaces its client leg in the session and the indexes; the old leg
+    /// is returned.
+    pub fn replace_client_leg(&mut self, id: &str, leg: ClientLeg) -> Option<ClientLeg> {
+        let s = self.sessions.get_mut(id)?;
+        let old = std::mem::replace(&mut s.client_leg, leg);
+        let old_dialog = (old.call_id.clone(), old.remote_tag.clone());
+        let old_id = (
+            old.call_id.clone(),
+            old.remote_tag.clone(),
+            old.local_tag.clone(),
+        );
+        let (new_dialog, new_id) = (
+            (
+                s.client_leg.call_id.clone(),
+                s.client_leg.remote_tag.clone(),
+            ),
+            dialog_id(s),
+        );
+        remove_if_owned(&mut self.by_client_dialog, &old_dialog, |sid| sid == id);
+        remove_if_owned(&mut self.by_dialog_id, &old_id, |sid| sid == id);
+        remove_if_owned(&mut self.by_invite_tx, &old.invite_tx, |sid| sid == id);
+        self.by_client_dialog.insert(new_dialog, id.to_string());
+        self.by_dialog_id.insert(new_id, id.to_string());
+        Some(old)
     }
 
     pub fn by_invite_tx(&self, tx: &ServerTxId) -> Option<String> {

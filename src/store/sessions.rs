@@ -132,7 +132,8 @@ impl Store {
     pub async fn apply_session_changes(&self, changes: &[SessionChange]) -> StoreResult<()> {
         let upsert_session = format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-             ON CONFLICT (id) DO UPDATE SET state = $3, app_server_id = $7, as_call_id = $11, answered_at = $14,
+             ON CONFLICT (id) DO UPDATE SET state = $3, service_id = $5, rule_id = $6, app_server_id = $7,
+                client_call_id = $10, as_call_id = $11, answered_at = $14,
                 ended_at = $15, duration_ms = $16, end_reason = $17, final_status = $18"
         );
         let upsert_leg = format!(

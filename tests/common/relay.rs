@@ -178,3 +178,67 @@ pub async fn establish(
         as_dialog,
     }
 }
+
+/// Polls session `id` (its detail) until `done` holds.
+pub async fn session_when(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/v1/sessions/{id}");
+    let mut last = Value::Null;
+    for _ in 0..150 {
+        last = app.admin(Method::GET, &path, None).await.1;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("session {id} never got there: {last}");
+}
+
+/// The `n` CDRs of session `id`, ordered by segment, once all are written.
+pub async fn segment_cdrs(app: &TestApp, id: &str, n: usize) -> Vec<Value> {
+    let path = format!("/v1/cdrs?session_id={id}");
+    for _ in 0..150 {
+        let page = app.admin(Method::GET, &path, None).await.1;
+        if let Some(items) = page["items"].as_array().filter(|i| i.len() == n) {
+            let mut items = items.clone();
+            items.sort_by_key(|c| c["segment"].as_i64());
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never {n} CDRs for session {id}");
+}
+
+/// Whether the session detail has an event of `kind`.
+pub fn has_event(session: &Value, kind: &str) -> bool {
+    session["events"]
+        .as_array()
+        .is_some_and(|e| e.iter().any(|e| e["kind"] == kind))
+}
+
+/// Another service, `name`, on app server `ua` alone, chosen by a rule of
+/// `priority` matching `rule_match`; the app server's id.
+pub async fn add_service(
+    w: &World,
+    ua: &SipUa,
+    name: &str,
+    priority: i64,
+    rule_match: Value,
+) -> String {
+    let app_server = w
+        .app
+        .create(
+            "/v1/app-servers",
+            json!({"name": format!("{name}-as"), "uri": format!("sip:{}", ua.local_addr())}),
+        )
+        .await;
+    let service = w
+        .app
+        .create(
+            "/v1/services",
+            json!({"name": name, "app_server_ids": [app_server["id"]]}),
+        )
+        .await;
+    let rule = json!({"priority": priority, "match": rule_match, "service_id": service["id"]});
+    w.app.create("/v1/rules", rule).await;
+    app_server["id"].as_str().unwrap().to_string()
+}

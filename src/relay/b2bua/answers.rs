@@ -21,6 +21,10 @@ impl Core {
                 self.on_relayed_response(tx, &id, server, Some(msg));
                 return;
             }
+            Purpose::TransferReinvite => {
+                self.on_transfer_reinvite_response(tx, &id, Some(msg));
+                return;
+            }
             Purpose::Closing => {
                 if code >= 200 {
                     self.sessions.forget_tx(&tx);
@@ -259,6 +263,7 @@ impl Core {
                 self.takeover_gave_up(&id, index);
             }
             Purpose::Relay(server) => self.on_relayed_response(tx, &id, server, None),
+            Purpose::TransferReinvite => self.on_transfer_reinvite_response(tx, &id, None),
             Purpose::Closing => self.sessions.forget_tx(&tx),
         }
     }

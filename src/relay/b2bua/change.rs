@@ -185,6 +185,8 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
+        let mine = session.takeover_leg() == Some(index);
+        let transfer = session.change.is_none();
         let Some(leg) = session.as_legs.get_mut(index) else {
             return;
         };
@@ -209,9 +211,9 @@ impl Core {
         }
         if code < 200 {
             leg.state = LegState::Early;
+            self.transfer_progress(id, index, msg);
             return;
         }
-        let mine = session.change.as_ref().is_some_and(|c| c.leg == index);
         if !mine {
             // Not (or no longer) wanted: a 2xx is confirmed and ended.
             if (200..300).contains(&code) {
@@ -224,7 +226,11 @@ impl Core {
         if (200..300).contains(&code) {
             learn_dialog(leg, msg);
             leg.state = LegState::Answered;
-            self.change_answered(tx, id, index, msg);
+            if transfer {
+                self.transfer_answered(tx, id, index, msg);
+            } else {
+                self.change_answered(tx, id, index, msg);
+            }
             return;
         }
         let reason = self.leg_refused(tx, id, index, msg);
@@ -237,7 +243,7 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return false;
         };
-        if !session.change.as_ref().is_some_and(|c| c.leg == index) {
+        if session.takeover_leg() != Some(index) {
             return false;
         }
         let Some(leg) = session.as_legs.get_mut(index) else {
@@ -255,6 +261,9 @@ impl Core {
     /// The app server asked for a change refused (or failed): the next one
     /// on 408 and 5xx (failover), else the failure to the client.
     fn takeover_leg_failed(&mut self, id: &str, code: u16, reason: &str) {
+        if self.transfer_leg_failed(id, code, reason) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };

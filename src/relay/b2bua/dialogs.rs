@@ -166,7 +166,9 @@ impl Core {
         msg: &Message,
         cancels: Option<ServerTxId>,
     ) {
-        if cancels.is_some_and(|invite| self.fanout_cancel(tx, msg, &invite)) {
+        if cancels.is_some_and(|invite| {
+            self.fanout_cancel(tx, msg, &invite) || self.replaces_cancel(tx, msg, &invite)
+        }) {
             return;
         }
         let Some(id) = cancels.and_then(|invite| self.sessions.by_invite_tx(&invite)) else {

@@ -22,6 +22,7 @@ impl Core {
             return;
         }
         self.abandon_change(id);
+        self.abandon_transfer(id);
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };

@@ -45,6 +45,11 @@ impl Core {
         let Some(client) = self.authenticate(&tx, &msg, &flow, true) else {
             return;
         };
+        // RFC 3891: an INVITE that replaces a dialog of an existing session.
+        if msg.get(crate::sip::message::HeaderName::Replaces).is_some() {
+            self.on_replaces(tx, msg, flow, client);
+            return;
+        }
         if self.at_session_limit(&client) {
             self.respond(&tx, &msg, 403, "Session Limit Reached", &[]);
             return;
@@ -184,24 +189,11 @@ impl Core {
         direction: Direction,
         client: Option<Arc<Client>>,
     ) -> Option<Session> {
-        let (Ok(from), Ok(call_id)) = (msg.from_header(), msg.call_id()) else {
+        let Some(client_leg) = client_leg(tx, &msg, flow) else {
             self.respond(&tx, &msg, 400, "Malformed Dialog Headers", &[]);
             return None;
         };
-        let remote_target = contact_of(&msg).unwrap_or_else(|| uri_of(&from));
-        let client_leg = ClientLeg {
-            leg_id: new_id(),
-            invite_tx: tx,
-            flow,
-            call_id: text(call_id),
-            remote_tag: from.tag().map(text).unwrap_or_default(),
-            local_tag: legs::random_tag(),
-            remote_target,
-            route_set: legs::record_routes(&msg),
-            local_cseq: 0,
-            final_response: None,
-            invite: msg.clone(),
-        };
+        let from = msg.from_header().ok()?;
         Some(Session {
             id: new_id(),
             request_id: new_id(),
@@ -222,6 +214,7 @@ impl Core {
             charge_keys: Default::default(),
             segments: Vec::new(),
             change: None,
+            transfer: None,
             client_leg,
             as_legs: Vec::new(),
             candidates: Vec::new(),
@@ -242,4 +235,23 @@ impl Core {
         self.sessions.insert(session);
         id
     }
+}
+
+/// The inbound dialog an INVITE opens (we are its UAS), with a tag of ours;
+/// none when the INVITE lacks the headers of a dialog.
+pub(super) fn client_leg(tx: ServerTxId, msg: &Message, flow: Flow) -> Option<ClientLeg> {
+    let (from, call_id) = (msg.from_header().ok()?, msg.call_id().ok()?);
+    Some(ClientLeg {
+        leg_id: new_id(),
+        invite_tx: tx,
+        flow,
+        call_id: text(call_id),
+        remote_tag: from.tag().map(text).unwrap_or_default(),
+        local_tag: legs::random_tag(),
+        remote_target: contact_of(msg).unwrap_or_else(|| uri_of(&from)),
+        route_set: legs::record_routes(msg),
+        local_cseq: 0,
+        final_response: None,
+        invite: msg.clone(),
+    })
 }

@@ -102,16 +102,17 @@ impl Core {
             return;
         }
         if method == Some(Method::Refer) {
-            self.respond(&tx, &msg, 501, "Transfer Not Supported Yet", &[]);
+            self.on_refer(tx, &id, &msg, inbound);
             return;
         }
         // RFC 3261 §14.2: one INVITE at a time in a dialog, in either
         // direction (the one from the other side makes this a glare).
-        // A change to another app server is an INVITE in progress too.
-        let pending =
-            session.reinvite.as_ref().is_some_and(|r| r.pending()) || session.change.is_some();
+        // A change or transfer to another app server is an INVITE in
+        // progress too.
+        let pending = session.busy();
+        let moving = session.takeover_leg().is_some();
         if (pending && matches!(method, Some(Method::Invite)))
-            || (session.change.is_some() && matches!(method, Some(Method::Update)))
+            || (moving && matches!(method, Some(Method::Update)))
         {
             self.respond(
                 &tx,

@@ -11,8 +11,10 @@ mod inbound;
 mod midcall;
 mod outbound;
 mod reinvite;
+mod replaces;
 mod segments;
 mod session_timer;
+mod transfer;
 
 pub use fanout::FanOuts;
 pub use midcall::Midcall;

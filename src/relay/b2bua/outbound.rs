@@ -215,6 +215,11 @@ fn as_request_uri(as_uri: &str, client_invite: &Message) -> String {
         .request_uri()
         .ok()
         .and_then(|u| u.user().map(text));
+    with_user(as_uri, user)
+}
+
+/// The app server's URI with the user part `user` (the service named).
+pub(super) fn with_user(as_uri: &str, user: Option<String>) -> String {
     let (scheme, rest) = as_uri.split_once(':').unwrap_or(("sip", as_uri));
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     match user {

@@ -20,10 +20,10 @@ impl Default for Capabilities {
                 "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "REFER",
                 "NOTIFY",
             ],
-            // Only what is implemented: `timer` (RFC 4028). Not `path`
-            // (RFC 3327, Path is not stored with bindings) nor `replaces`
-            // (RFC 3891, not handled yet).
-            supported: vec!["timer"],
+            // Only what is implemented: `timer` (RFC 4028) and `replaces`
+            // (RFC 3891). Not `path` (RFC 3327, Path is not stored with
+            // bindings).
+            supported: vec!["timer", "replaces"],
         }
     }
 }
