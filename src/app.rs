@@ -168,6 +168,7 @@ pub async fn run(
         auth: Arc::new(DigestAuth::new(
             settings.domain.clone(),
             settings.digest_algorithms.clone(),
+            settings.digest_challenges,
             nonce_key,
             std::time::Duration::from_secs(settings.nonce_ttl_seconds),
         )),

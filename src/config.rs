@@ -37,6 +37,31 @@ impl FromStr for DigestAlgorithm {
     }
 }
 
+/// Which digest challenges a 401/407 carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestChallenges {
+    /// One, for the first algorithm of `digest_algorithms`. Clients that
+    /// fail on a challenge they cannot answer instead of skipping it
+    /// (baresip 1.0 and other libre-based ones end the call on a SHA-256
+    /// challenge) get in; a client may still answer with any algorithm of
+    /// the list.
+    First,
+    /// One per algorithm, in order (RFC 8760 §2.4).
+    All,
+}
+
+impl FromStr for DigestChallenges {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "first" => Ok(Self::First),
+            "all" => Ok(Self::All),
+            other => Err(format!("'{other}' is not 'first' or 'all'")),
+        }
+    }
+}
+
 /// The effective configuration of one Switchboard process.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Settings {
@@ -51,6 +76,7 @@ pub struct Settings {
     #[serde(serialize_with = "redact")]
     pub admin_password: Option<String>,
     pub digest_algorithms: Vec<DigestAlgorithm>,
+    pub digest_challenges: DigestChallenges,
     /// Lifetime of the tokens handed out by `POST /v1/auth/token`.
     pub token_ttl_seconds: u64,
     /// Lifetime of digest nonces; an older one gets `stale=true`.
@@ -106,6 +132,7 @@ impl Default for Settings {
             admin_user: None,
             admin_password: None,
             digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            digest_challenges: DigestChallenges::First,
             token_ttl_seconds: 3600,
             nonce_ttl_seconds: 300,
             as_probe_interval_seconds: 10,
@@ -210,6 +237,10 @@ pub struct Overrides {
     /// Digest algorithms offered, in order (comma separated).
     #[arg(long, global = true, env = "SWITCHBOARD_DIGEST_ALGORITHMS")]
     pub digest_algorithms: Option<String>,
+    /// Challenges per 401/407: `first` (the first algorithm only) or `all`
+    /// (one per algorithm).
+    #[arg(long, global = true, env = "SWITCHBOARD_DIGEST_CHALLENGES")]
+    pub digest_challenges: Option<String>,
     /// Lifetime in seconds of tokens from POST /v1/auth/token.
     #[arg(long, global = true, env = "SWITCHBOARD_TOKEN_TTL_SECONDS")]
     pub token_ttl_seconds: Option<String>,
@@ -252,6 +283,7 @@ struct FileSettings {
     admin_user: Option<String>,
     admin_password: Option<String>,
     digest_algorithms: Option<DigestList>,
+    digest_challenges: Option<String>,
     token_ttl_seconds: Option<u64>,
     nonce_ttl_seconds: Option<u64>,
     as_probe_interval_seconds: Option<u64>,
@@ -396,6 +428,17 @@ impl Settings {
             file.digest_algorithms.map(DigestList::joined),
         ) {
             s.digest_algorithms = parse_algorithms(raw)?;
+        }
+        if let Some(raw) = pick(
+            "digest_challenges",
+            "SWITCHBOARD_DIGEST_CHALLENGES",
+            &o.digest_challenges,
+            file.digest_challenges,
+        ) {
+            s.digest_challenges = raw
+                .value
+                .parse()
+                .map_err(|e| invalid("digest_challenges", raw.source_name, e))?;
         }
         let numbers: [WholeNumber<'_>; 6] = [
             (

@@ -41,6 +41,7 @@ fn defaults_run_without_setup() {
     assert_eq!(value_of(&c, "sip_listen"), "\"0.0.0.0:5060\"");
     assert_eq!(value_of(&c, "database_url"), "\"sqlite://switchboard.db\"");
     assert_eq!(value_of(&c, "digest_algorithms"), "[\"MD5\",\"SHA-256\"]");
+    assert_eq!(value_of(&c, "digest_challenges"), "\"first\"");
 }
 
 #[test]
@@ -110,6 +111,15 @@ fn errors_name_the_setting_and_its_source() {
         err.contains("digest_algorithms")
             && err.contains("--digest-algorithms")
             && err.contains("SHA-512"),
+        "{err}"
+    );
+
+    let out = switchboard(&["config"], &[("SWITCHBOARD_DIGEST_CHALLENGES", "some")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("digest_challenges")
+            && err.contains("SWITCHBOARD_DIGEST_CHALLENGES")
+            && err.contains("'some'"),
         "{err}"
     );
 

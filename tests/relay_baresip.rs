@@ -25,8 +25,7 @@ use common::relay::{
 };
 use common::sip_ua::{Incoming, SipUa};
 use common::sipp::free_udp_port;
-use common::{test_settings, Engine, TestApp, TestDb, DOMAIN};
-use switchboard::config::DigestAlgorithm;
+use common::{Engine, TestApp, DOMAIN};
 
 both_engines!(baresip_transfers_a_call_by_refer);
 
@@ -154,14 +153,13 @@ fn write_config(dir: &Path, sip_port: u16, ctrl_port: u16, server: std::net::Soc
 async fn baresip_transfers_a_call_by_refer(engine: Engine) {
     let mut as1 = app_server().await;
     let mut as2 = app_server().await;
-    // libre (baresip 1.0) gives up on a 407 with any challenge it cannot
-    // answer (ENOSYS for SHA-256), so this Switchboard offers MD5 alone.
-    let Some(db) = TestDb::new(engine).await else {
+    // Default settings: libre (baresip 1.0) gives up on a 407 with any
+    // challenge it cannot answer (ENOSYS for SHA-256), so the default
+    // challenges with the first algorithm (MD5) alone (SPEC §2).
+    let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let mut settings = test_settings(&db.url);
-    settings.digest_algorithms = vec![DigestAlgorithm::Md5];
-    let w = world_on(TestApp::spawn_with(db, settings).await, &[&as1]).await;
+    let w = world_on(app, &[&as1]).await;
     let conference = json!({"request_uri_user": "conference"});
     let as2_id = add_service(&w, &as2, "conference", 5, conference).await;
     let Some(mut phone) = Baresip::start(w.app.sip).await else {

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::limiter::FailureLimiter;
 use super::nonce::{NonceState, Nonces};
-use crate::config::DigestAlgorithm;
+use crate::config::{DigestAlgorithm, DigestChallenges};
 use crate::relay::catalog::Catalog;
 use crate::sip::message::{Credentials, Message};
 use crate::store::clients::Client;
@@ -36,6 +36,8 @@ pub enum AuthOutcome {
 pub struct DigestAuth {
     realm: String,
     algorithms: Vec<DigestAlgorithm>,
+    /// How many of `algorithms` are challenged (the first, or all).
+    challenged: usize,
     nonces: Nonces,
     limiter: FailureLimiter,
 }
@@ -48,12 +50,18 @@ impl DigestAuth {
     pub fn new(
         realm: String,
         algorithms: Vec<DigestAlgorithm>,
+        challenges: DigestChallenges,
         key: [u8; 32],
         nonce_ttl: Duration,
     ) -> Self {
+        let challenged = match challenges {
+            DigestChallenges::First => 1,
+            DigestChallenges::All => algorithms.len(),
+        };
         Self {
             realm,
             algorithms,
+            challenged,
             nonces: Nonces::new(key, nonce_ttl),
             limiter: FailureLimiter::new(MAX_FAILURES, FAILURE_WINDOW),
         }
@@ -63,12 +71,14 @@ impl DigestAuth {
         &self.realm
     }
 
-    /// Challenge header values, one per algorithm in the configured order
-    /// (RFC 8760 §2.4: clients use the first they support).
+    /// Challenge header values: one per algorithm in the configured order
+    /// (RFC 8760 §2.4: clients use the first they support), or only the
+    /// first's (see [`DigestChallenges`]).
     pub fn challenges(&self, stale: bool) -> Vec<String> {
         let nonce = self.nonces.issue();
         self.algorithms
             .iter()
+            .take(self.challenged)
             .map(|alg| {
                 let name = match alg {
                     DigestAlgorithm::Md5 => "MD5",
