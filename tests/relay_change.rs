@@ -165,6 +165,11 @@ async fn a_change_to_another_service_moves_the_session(engine: Engine) {
         "a new dialog with as2"
     );
     assert_eq!(header(&at_as2, "X-Switchboard-Session"), id);
+    assert_eq!(
+        header(&at_as2, "X-Service"),
+        "video",
+        "the new rule's headers go to the new app server"
+    );
     let answer = sdp_offer(as2.local_addr(), 7200);
     as2.answer_with_sdp(&at_as2, 7200).await;
     let ok = call.client.recv_final(&reinvite).await;

@@ -133,6 +133,7 @@ async fn a_refer_moves_the_session_to_another_service(engine: Engine) {
         "the service named by Refer-To"
     );
     assert_eq!(header(&at_as2, "X-Switchboard-Session"), id);
+    assert_eq!(header(&at_as2, "X-Service"), "conference", "the rule's set");
     let offer = sdp_offer(as2.local_addr(), 7300);
     as2.answer_with_sdp(&at_as2, 7300).await;
 
@@ -305,6 +306,7 @@ async fn an_invite_with_replaces_takes_the_session_over(engine: Engine) {
         &invite.body[..],
         "as2 gets the new INVITE's offer"
     );
+    assert_eq!(header(&at_as2, "X-Service"), "conference", "the rule's set");
     let answer = sdp_offer(as2.local_addr(), 7500);
     as2.answer_with_sdp(&at_as2, 7500).await;
     let ok = phone.recv_final(&invite).await;

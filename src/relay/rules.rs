@@ -160,6 +160,15 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 impl CompiledRule {
+    /// The headers of the rule's `set`, for the app server it chooses.
+    pub fn attributes(&self) -> Vec<(String, String)> {
+        self.rule
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn new(rule: Rule) -> Result<Self, RuleCompileError> {
         let (user_regex, header, source) = compile_match(&rule.match_)?;
         Ok(Self {

@@ -198,6 +198,8 @@ pub struct Change {
     pub leg: usize,
     pub service_id: String,
     pub rule_id: String,
+    /// Headers from the new rule's `set`, for the new app server.
+    pub attributes: Vec<(String, String)>,
     /// Other app servers of the service still to try (failover).
     pub candidates: Vec<String>,
 }
@@ -211,6 +213,8 @@ pub struct Transfer {
     pub leg: usize,
     pub service_id: String,
     pub rule_id: String,
+    /// Headers from the new rule's `set`, for the new app server.
+    pub attributes: Vec<(String, String)>,
     /// Other app servers of the service still to try (failover).
     pub candidates: Vec<String>,
     /// The URI naming the service (Refer-To, or the new INVITE's

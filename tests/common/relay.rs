@@ -216,7 +216,8 @@ pub fn has_event(session: &Value, kind: &str) -> bool {
 }
 
 /// Another service, `name`, on app server `ua` alone, chosen by a rule of
-/// `priority` matching `rule_match`; the app server's id.
+/// `priority` matching `rule_match` and setting the header `X-Service:
+/// <name>` (its `set`); the app server's id.
 pub async fn add_service(
     w: &World,
     ua: &SipUa,
@@ -238,7 +239,8 @@ pub async fn add_service(
             json!({"name": name, "app_server_ids": [app_server["id"]]}),
         )
         .await;
-    let rule = json!({"priority": priority, "match": rule_match, "service_id": service["id"]});
+    let rule = json!({"priority": priority, "match": rule_match, "service_id": service["id"],
+                      "set": {"X-Service": name}});
     w.app.create("/v1/rules", rule).await;
     app_server["id"].as_str().unwrap().to_string()
 }

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use super::answers::learn_dialog;
 use super::midcall::build_response;
 use super::outbound::{to_app_server, Offer};
+use super::segments::Takeover;
 use super::*;
 use crate::relay::refusal::relayable;
 use crate::relay::request_view::RequestView;
@@ -115,6 +116,7 @@ impl Core {
             leg: usize::MAX,
             service_id: entry.service.id.clone(),
             rule_id: rule.rule.id.clone(),
+            attributes: rule.attributes(),
             candidates,
         });
         self.event(id, "change", Some(detail));
@@ -142,10 +144,13 @@ impl Core {
                 return;
             }
             let as_id = change.candidates.remove(0);
+            let attributes = change.attributes.clone();
             let offer = Offer::Of(change.request.clone());
-            let Some(out) = to_app_server(&catalog, session, &as_id, self.d.listen, offer) else {
+            let Some(mut out) = to_app_server(&catalog, session, &as_id, self.d.listen, offer)
+            else {
                 continue;
             };
+            out.attributes = Some(attributes);
             if let Some(leg) = self.open_takeover_leg(id, out) {
                 if let Some(c) = self.sessions.get_mut(id).and_then(|s| s.change.as_mut()) {
                     c.leg = leg;
@@ -342,14 +347,12 @@ impl Core {
             self.ack_as_leg(id, index, None);
         }
         let timer = self.outbound_timer(answer);
-        self.move_to_leg(
-            id,
-            index,
-            change.service_id,
-            Some(change.rule_id),
-            timer,
-            "moved",
-        );
+        let to = Takeover {
+            service_id: change.service_id,
+            rule_id: change.rule_id,
+            attributes: change.attributes,
+        };
+        self.move_to_leg(id, index, to, timer, "moved");
     }
 
     /// The session ends while a change is pending: the request gets 487

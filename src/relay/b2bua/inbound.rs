@@ -83,12 +83,7 @@ impl Core {
             );
             return;
         }
-        let attributes = rule
-            .rule
-            .set
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let attributes = rule.attributes();
         if entry.service.strategy == Strategy::Parallel {
             let search = Search {
                 service_id: entry.service.id.clone(),
@@ -168,6 +163,7 @@ impl Core {
                 asserted_identity: None,
                 tag_session: false,
                 offer: super::outbound::Offer::Inbound,
+                attributes: None,
             };
             self.open_leg(&id, outbound);
         }

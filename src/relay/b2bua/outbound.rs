@@ -17,6 +17,9 @@ pub(super) struct Outbound {
     /// Add `X-Switchboard-Session` (app servers only).
     pub tag_session: bool,
     pub offer: Offer,
+    /// Headers of a rule's `set` other than the session's (the rule that
+    /// chose the app server of a change or transfer).
+    pub attributes: Option<Vec<(String, String)>>,
 }
 
 /// Where the offer of an outbound INVITE comes from.
@@ -83,7 +86,7 @@ impl Core {
             max_forwards,
             asserted_identity: out.asserted_identity.as_deref(),
             session_id: out.tag_session.then_some(session.id.as_str()),
-            attributes: &session.attributes,
+            attributes: out.attributes.as_deref().unwrap_or(&session.attributes),
             session_expires: super::session_timer::SESSION_EXPIRES
                 .max(self.d.config.min_session_expires),
             min_session_expires: self.d.config.min_session_expires,
@@ -190,6 +193,7 @@ pub(super) fn to_app_server(
         asserted_identity: session.client.as_ref().map(|c| asserted_identity(c)),
         tag_session: true,
         offer,
+        attributes: None,
     })
 }
 

@@ -30,8 +30,8 @@ use crate::relay::session::{Direction, ReInvite, Transfer, TransferBy};
 use crate::sip::message::HeaderName;
 use crate::store::clients::Client;
 
-/// The rule, service and app servers (in the order to try) for `view`; no
-/// rule or service, none. The rule's attributes are not used by transfers.
+/// The rule, service, the rule's `set` headers and the app servers (in the
+/// order to try) for `view`; no rule or service, none.
 pub(super) fn search(
     catalog: &Catalog,
     view: &dyn RequestView,
@@ -42,13 +42,8 @@ pub(super) fn search(
     Some(Search {
         service_id: entry.service.id.clone(),
         rule_id: rule.rule.id.clone(),
-        attributes: Vec::new(),
-        candidates: catalog
-            .select(entry, true)
-            .candidates
-            .iter()
-            .map(|a| a.id.clone())
-            .collect(),
+        attributes: rule.attributes(),
+        candidates: catalog.candidate_ids(entry),
     })
 }
 
@@ -158,6 +153,7 @@ impl Core {
             leg: usize::MAX,
             service_id: search.service_id,
             rule_id: search.rule_id,
+            attributes: search.attributes,
             candidates: search.candidates,
             target: text(msg.request_uri_raw().unwrap_or_default()),
             ack: None,
@@ -268,14 +264,12 @@ impl Core {
         self.publish(SessionChange::Leg(Box::new(new)));
         self.refreshed(id, true);
         let timer = self.outbound_timer(answer);
-        self.move_to_leg(
-            id,
-            index,
-            t.service_id,
-            Some(t.rule_id),
-            timer,
-            "transferred",
-        );
+        let to = super::segments::Takeover {
+            service_id: t.service_id,
+            rule_id: t.rule_id,
+            attributes: t.attributes,
+        };
+        self.move_to_leg(id, index, to, timer, "transferred");
     }
 
     /// A CANCEL of a pending INVITE with Replaces (RFC 3261 §9.2): 200, the

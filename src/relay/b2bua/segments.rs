@@ -7,6 +7,14 @@
 use super::*;
 use crate::relay::session::{Direction, LegTimer, Segment};
 
+/// What the session serves after it moves to another app server: the
+/// service, the rule that chose it and that rule's `set` headers.
+pub(super) struct Takeover {
+    pub service_id: String,
+    pub rule_id: String,
+    pub attributes: Vec<(String, String)>,
+}
+
 impl Core {
     /// Opens the session's next segment at `at`, for its current service
     /// and the app server of its answered leg.
@@ -50,16 +58,15 @@ impl Core {
     }
 
     /// The session moves to outbound leg `index`, answered by another app
-    /// server for `service_id` (SPEC §2 claims 5 and 6): the leg it leaves
+    /// server for `to` (SPEC §2 claims 5 and 6): the leg it leaves
     /// is hung up with BYE, that app server's segment closes and the new
     /// one's opens, and the new leg's session timer (RFC 4028) replaces the
     /// old one's. `kind` names the event (`moved`, `transferred`).
-    pub(in crate::relay) fn move_to_leg(
+    pub(super) fn move_to_leg(
         &mut self,
         id: &str,
         index: usize,
-        service_id: String,
-        rule_id: Option<String>,
+        to: Takeover,
         timer: Option<LegTimer>,
         kind: &str,
     ) {
@@ -86,10 +93,9 @@ impl Core {
         let now = Timestamp::now();
         self.close_segment(id, now, Some(kind));
         if let Some(session) = self.sessions.get_mut(id) {
-            session.service_id = Some(service_id);
-            if rule_id.is_some() {
-                session.rule_id = rule_id;
-            }
+            session.service_id = Some(to.service_id);
+            session.rule_id = Some(to.rule_id);
+            session.attributes = to.attributes;
         }
         self.open_segment(id, now);
         self.refreshed(id, false);

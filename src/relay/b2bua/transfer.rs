@@ -195,6 +195,7 @@ impl Core {
             leg: usize::MAX,
             service_id: search.service_id,
             rule_id: search.rule_id,
+            attributes: search.attributes,
             candidates: search.candidates,
             target,
             ack: None,
@@ -225,6 +226,7 @@ impl Core {
                 return;
             }
             let as_id = t.candidates.remove(0);
+            let attributes = t.attributes.clone();
             let user = Uri::parse(t.target.as_bytes())
                 .ok()
                 .and_then(|u| u.user().map(text));
@@ -241,6 +243,7 @@ impl Core {
                 out.request_uri = with_user(&app_server.uri, user);
             }
             out.to = to;
+            out.attributes = Some(attributes);
             if let Some(leg) = self.open_takeover_leg(id, out) {
                 if let Some(t) = self.sessions.get_mut(id).and_then(|s| s.transfer.as_mut()) {
                     t.leg = leg;
@@ -380,7 +383,11 @@ impl Core {
             return;
         };
         t.ack = Some(ack);
-        let (service_id, rule_id) = (t.service_id.clone(), t.rule_id.clone());
+        let to = super::segments::Takeover {
+            service_id: t.service_id.clone(),
+            rule_id: t.rule_id.clone(),
+            attributes: t.attributes.clone(),
+        };
         let TransferBy::Refer { refer_cseq, .. } = t.how else {
             return;
         };
@@ -392,7 +399,7 @@ impl Core {
             .unwrap_or("application/sdp");
         self.ack_as_leg(id, index, Some((content_type, answer.body())));
         let timer = offer.as_ref().and_then(|o| self.outbound_timer(o));
-        self.move_to_leg(id, index, service_id, Some(rule_id), timer, "transferred");
+        self.move_to_leg(id, index, to, timer, "transferred");
         self.notify(id, refer_cseq, 200, "OK", true);
     }
 
