@@ -10,6 +10,7 @@ mod fanout;
 mod inbound;
 mod midcall;
 mod outbound;
+mod refer;
 mod reinvite;
 mod replaces;
 mod segments;
