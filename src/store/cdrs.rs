@@ -68,6 +68,7 @@ impl Store {
             // VALUES list are inserted in order, so `seq` follows the batch.
             // DO NOTHING also tolerates the same id twice in one statement.
             insert_rows!(
+                self,
                 tx,
                 cdrs,
                 "cdrs",

@@ -169,6 +169,7 @@ impl Store {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             insert_rows!(
+                self,
                 tx,
                 batch.sessions,
                 "sessions",
@@ -195,6 +196,7 @@ impl Store {
                     .bind(s.final_status)
             );
             insert_rows!(
+                self,
                 tx,
                 batch.legs,
                 "session_legs",
@@ -215,6 +217,7 @@ impl Store {
             // Rows of one VALUES list are inserted in list order, so `seq`
             // follows the order the events were sent in.
             insert_rows!(
+                self,
                 tx,
                 batch.events,
                 "session_events",
