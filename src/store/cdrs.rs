@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::bulk::insert_rows;
 use super::stream::{Positioned, StreamPosition, StreamSql};
 use super::{on_pool, Money, Store, StoreResult, Timestamp};
 
@@ -61,14 +62,19 @@ impl Store {
     /// Inserts CDRs; one already stored (same id) is left as it is, so a
     /// batch can be written again after a failure without double counting.
     pub async fn insert_cdrs(&self, cdrs: &[CdrRecord]) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO cdrs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
-             ON CONFLICT DO NOTHING"
-        );
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            for c in cdrs {
-                sqlx::query(&sql)
+            // One multi-row statement per chunk (see `bulk`); rows of one
+            // VALUES list are inserted in order, so `seq` follows the batch.
+            // DO NOTHING also tolerates the same id twice in one statement.
+            insert_rows!(
+                self,
+                tx,
+                cdrs,
+                "cdrs",
+                COLUMNS,
+                "ON CONFLICT DO NOTHING",
+                |q, c| q
                     .bind(&c.id)
                     .bind(&c.session_id)
                     .bind(&c.request_id)
@@ -91,9 +97,7 @@ impl Store {
                     .bind(&c.end_reason)
                     .bind(c.final_status)
                     .bind(&c.node)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            );
             tx.commit().await?;
         });
         Ok(())

@@ -15,6 +15,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod admins;
 pub mod app_servers;
+mod bulk;
 pub mod cdrs;
 pub mod charges;
 pub mod clients;
@@ -144,6 +145,13 @@ impl Store {
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(8)
+                    // A SQLite connection is a file handle: it cannot go
+                    // stale like a socket, so the ping on every acquire
+                    // (a round trip to sqlx's worker thread) buys nothing.
+                    // PostgreSQL keeps it: a server restart leaves dead
+                    // sockets in the pool, and after batching the write
+                    // paths acquire once per batch, not per call.
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
                     .await?,

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::bulk::insert_rows;
 use super::{on_pool, Page, PageRequest, Store, StoreError, StoreResult, Timestamp};
 
 /// Session states: `proceeding` (inquiring), `answered` (2xx relayed,
@@ -127,92 +128,162 @@ const LEG_COLUMNS: &str = "id, session_id, kind, app_server_id, call_id, local_t
 const SEGMENT_COLUMNS: &str =
     "session_id, segment, service_id, app_server_id, started_at, ended_at";
 
+/// Rewrites the mutable columns of a session already published.
+const SESSION_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET state = excluded.state, service_id = excluded.service_id, \
+     rule_id = excluded.rule_id, app_server_id = excluded.app_server_id, client_call_id = excluded.client_call_id, \
+     as_call_id = excluded.as_call_id, answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
+     duration_ms = excluded.duration_ms, end_reason = excluded.end_reason, final_status = excluded.final_status";
+const SEGMENT_UPSERT: &str =
+    "ON CONFLICT (session_id, segment) DO UPDATE SET ended_at = excluded.ended_at";
+const LEG_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET local_tag = excluded.local_tag, remote_tag = excluded.remote_tag, \
+     remote_uri = excluded.remote_uri, ended_at = excluded.ended_at";
+
+/// A batch reduced to what has to be written. A session (or leg) changes
+/// several times within one batch (created, answered, established, ended
+/// within a second); each change carries the whole record, so only its
+/// latest version needs writing. Events are an append-only trail: all of
+/// them, in order. (One multi-row upsert may not touch a row twice on
+/// PostgreSQL either, so this is also what makes the upserts legal.)
+struct Coalesced<'a> {
+    sessions: Vec<&'a SessionRecord>,
+    legs: Vec<&'a LegRecord>,
+    segments: Vec<&'a SegmentRecord>,
+    events: Vec<(&'a str, Timestamp, &'a str, &'a Option<String>)>,
+}
+
+impl<'a> Coalesced<'a> {
+    fn of(changes: &'a [SessionChange]) -> Self {
+        let mut c = Coalesced {
+            sessions: Vec::new(),
+            legs: Vec::new(),
+            segments: Vec::new(),
+            events: Vec::new(),
+        };
+        let mut session_at = std::collections::HashMap::new();
+        let mut leg_at = std::collections::HashMap::new();
+        let mut segment_at = std::collections::HashMap::new();
+        for change in changes {
+            match change {
+                SessionChange::Session(s) => {
+                    latest(&mut c.sessions, &mut session_at, s.id.as_str(), s)
+                }
+                SessionChange::Leg(l) => latest(&mut c.legs, &mut leg_at, l.id.as_str(), l),
+                SessionChange::Segment(g) => latest(
+                    &mut c.segments,
+                    &mut segment_at,
+                    (g.session_id.as_str(), g.segment),
+                    g,
+                ),
+                SessionChange::Event {
+                    session_id,
+                    at,
+                    kind,
+                    detail,
+                } => c.events.push((session_id, *at, kind, detail)),
+            }
+        }
+        c
+    }
+}
+
+/// Keeps `record` as the version of `id` in `out`, in place of an earlier
+/// one, so rows keep the order of their first change.
+fn latest<'a, T, K: std::hash::Hash + Eq>(
+    out: &mut Vec<&'a T>,
+    index: &mut std::collections::HashMap<K, usize>,
+    id: K,
+    record: &'a T,
+) {
+    match index.entry(id) {
+        std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = record,
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(out.len());
+            out.push(record);
+        }
+    }
+}
+
 impl Store {
-    /// Applies a batch of changes in one transaction.
+    /// Applies a batch of changes in one transaction, as if one by one in
+    /// order: sessions first, then legs, segments and events (which refer
+    /// to them),
+    /// each table with multi-row statements.
     pub async fn apply_session_changes(&self, changes: &[SessionChange]) -> StoreResult<()> {
-        let upsert_session = format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-             ON CONFLICT (id) DO UPDATE SET state = $3, service_id = $5, rule_id = $6, app_server_id = $7,
-                client_call_id = $10, as_call_id = $11, answered_at = $14,
-                ended_at = $15, duration_ms = $16, end_reason = $17, final_status = $18"
-        );
-        let upsert_leg = format!(
-            "INSERT INTO session_legs ({LEG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (id) DO UPDATE SET local_tag = $6, remote_tag = $7, remote_uri = $8, ended_at = $10"
-        );
-        let upsert_segment = format!(
-            "INSERT INTO session_segments ({SEGMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (session_id, segment) DO UPDATE SET ended_at = $6"
-        );
+        let batch = Coalesced::of(changes);
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            for change in changes {
-                match change {
-                    SessionChange::Session(s) => {
-                        sqlx::query(&upsert_session)
-                            .bind(&s.id)
-                            .bind(&s.request_id)
-                            .bind(&s.state)
-                            .bind(&s.client_id)
-                            .bind(&s.service_id)
-                            .bind(&s.rule_id)
-                            .bind(&s.app_server_id)
-                            .bind(&s.caller_uri)
-                            .bind(&s.callee_uri)
-                            .bind(&s.client_call_id)
-                            .bind(&s.as_call_id)
-                            .bind(&s.node)
-                            .bind(s.created_at)
-                            .bind(s.answered_at)
-                            .bind(s.ended_at)
-                            .bind(s.duration_ms)
-                            .bind(&s.end_reason)
-                            .bind(s.final_status)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    SessionChange::Leg(l) => {
-                        sqlx::query(&upsert_leg)
-                            .bind(&l.id)
-                            .bind(&l.session_id)
-                            .bind(&l.kind)
-                            .bind(&l.app_server_id)
-                            .bind(&l.call_id)
-                            .bind(&l.local_tag)
-                            .bind(&l.remote_tag)
-                            .bind(&l.remote_uri)
-                            .bind(l.created_at)
-                            .bind(l.ended_at)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    SessionChange::Segment(g) => {
-                        sqlx::query(&upsert_segment)
-                            .bind(&g.session_id)
-                            .bind(g.segment)
-                            .bind(&g.service_id)
-                            .bind(&g.app_server_id)
-                            .bind(g.started_at)
-                            .bind(g.ended_at)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    SessionChange::Event {
-                        session_id,
-                        at,
-                        kind,
-                        detail,
-                    } => {
-                        sqlx::query("INSERT INTO session_events (session_id, at, kind, detail) VALUES ($1, $2, $3, $4)")
-                            .bind(session_id)
-                            .bind(*at)
-                            .bind(kind)
-                            .bind(detail)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-            }
+            insert_rows!(
+                self,
+                tx,
+                batch.sessions,
+                "sessions",
+                SESSION_COLUMNS,
+                SESSION_UPSERT,
+                |q, s| q
+                    .bind(&s.id)
+                    .bind(&s.request_id)
+                    .bind(&s.state)
+                    .bind(&s.client_id)
+                    .bind(&s.service_id)
+                    .bind(&s.rule_id)
+                    .bind(&s.app_server_id)
+                    .bind(&s.caller_uri)
+                    .bind(&s.callee_uri)
+                    .bind(&s.client_call_id)
+                    .bind(&s.as_call_id)
+                    .bind(&s.node)
+                    .bind(s.created_at)
+                    .bind(s.answered_at)
+                    .bind(s.ended_at)
+                    .bind(s.duration_ms)
+                    .bind(&s.end_reason)
+                    .bind(s.final_status)
+            );
+            insert_rows!(
+                self,
+                tx,
+                batch.legs,
+                "session_legs",
+                LEG_COLUMNS,
+                LEG_UPSERT,
+                |q, l| q
+                    .bind(&l.id)
+                    .bind(&l.session_id)
+                    .bind(&l.kind)
+                    .bind(&l.app_server_id)
+                    .bind(&l.call_id)
+                    .bind(&l.local_tag)
+                    .bind(&l.remote_tag)
+                    .bind(&l.remote_uri)
+                    .bind(l.created_at)
+                    .bind(l.ended_at)
+            );
+            insert_rows!(
+                self,
+                tx,
+                batch.segments,
+                "session_segments",
+                SEGMENT_COLUMNS,
+                SEGMENT_UPSERT,
+                |q, g| q
+                    .bind(&g.session_id)
+                    .bind(g.segment)
+                    .bind(&g.service_id)
+                    .bind(&g.app_server_id)
+                    .bind(g.started_at)
+                    .bind(g.ended_at)
+            );
+            // Rows of one VALUES list are inserted in list order, so `seq`
+            // follows the order the events were sent in.
+            insert_rows!(
+                self,
+                tx,
+                batch.events,
+                "session_events",
+                "session_id, at, kind, detail",
+                "",
+                |q, e| q.bind(e.0).bind(e.1).bind(e.2).bind(e.3)
+            );
             tx.commit().await?;
         });
         Ok(())
