@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use common::relay::{
-    app_server, establish, header, next_request, session_in, Call, World, PASSWORD,
+    app_server, establish, header, next_request, send_offer, session_in, Call, World, PASSWORD,
 };
 use common::sip_ua::{sdp_offer, Incoming, Request, SipUa};
 use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
@@ -55,11 +55,7 @@ async fn video_requested(
     let id = s["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let offer = video_offer(&call.client);
-    let request = call
-        .client
-        .in_dialog(&call.client_dialog, method)
-        .with_body("application/sdp", offer.as_bytes());
-    call.client.send(&request).await;
+    let request = send_offer(&mut call, method, &offer).await;
     let at_as2 = next_request(as2, "INVITE").await;
     assert_eq!(at_as2.body(), offer.as_bytes(), "as2 gets the new offer");
     (call, id, request, at_as2)
@@ -109,11 +105,7 @@ async fn a_change_served_by_the_same_app_server_is_relayed(engine: Engine) {
     let mut call = establish(&w, &mut as1, |r| r, &[]).await;
     // A new audio offer (another port): still voicemail, still as1.
     let offer = sdp_offer(call.client.local_addr(), 4100);
-    let reinvite = call
-        .client
-        .in_dialog(&call.client_dialog, "INVITE")
-        .with_body("application/sdp", offer.as_bytes());
-    call.client.send(&reinvite).await;
+    let reinvite = send_offer(&mut call, "INVITE", &offer).await;
     let at_as1 = next_request(&mut as1, "INVITE").await;
     assert_eq!(at_as1.body(), offer.as_bytes());
     assert_eq!(

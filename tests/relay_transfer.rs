@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use common::relay::{
     add_service, app_server, establish, has_event, header, method_of, next_request, segment_cdrs,
-    session_in, session_when, Call, World, PASSWORD,
+    send_offer, session_in, session_when, Call, World, PASSWORD,
 };
 use common::sip_ua::{sdp_offer, Dialog, Request, SipUa};
 use common::{Engine, DOMAIN};
@@ -223,11 +223,7 @@ async fn refers_that_cannot_be_carried_out(engine: Engine) {
     assert_eq!(refer(&mut call, &attended).await, 403);
     // While a re-INVITE is pending (RFC 3261 §14.2).
     let offer = sdp_offer(call.client.local_addr(), 4400);
-    let reinvite = call
-        .client
-        .in_dialog(&call.client_dialog, "INVITE")
-        .with_body("application/sdp", offer.as_bytes());
-    call.client.send(&reinvite).await;
+    let reinvite = send_offer(&mut call, "INVITE", &offer).await;
     let at_as1 = next_request(&mut as1, "INVITE").await;
     let target = format!("<sip:conference@{DOMAIN}>");
     assert_eq!(refer(&mut call, &target).await, 491);

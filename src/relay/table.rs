@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::session::{ClientLeg, Session};
+use super::session::{AsLeg, ClientLeg, Session};
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 
 /// What a client transaction of ours is for.
@@ -70,6 +70,11 @@ impl SessionTable {
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Session> {
         self.sessions.get_mut(id)
+    }
+
+    /// Outbound leg `index` of session `id`.
+    pub fn leg_mut(&mut self, id: &str, index: usize) -> Option<&mut AsLeg> {
+        self.sessions.get_mut(id)?.as_legs.get_mut(index)
     }
 
     pub fn contains(&self, id: &str) -> bool {

@@ -118,6 +118,17 @@ pub async fn next_request(ua: &mut SipUa, method: &str) -> Incoming {
     }
 }
 
+/// The client of `call` sends `method` in its dialog with `offer` as SDP
+/// body; the request sent.
+pub async fn send_offer(call: &mut Call, method: &str, offer: &str) -> Request {
+    let request = call
+        .client
+        .in_dialog(&call.client_dialog, method)
+        .with_body("application/sdp", offer.as_bytes());
+    call.client.send(&request).await;
+    request
+}
+
 /// A call established through the relay, seen from both ends.
 pub struct Call {
     pub client: SipUa,

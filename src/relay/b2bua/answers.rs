@@ -32,11 +32,7 @@ impl Core {
                 return;
             }
         };
-        let Some(leg) = self
-            .sessions
-            .get_mut(&id)
-            .and_then(|s| s.as_legs.get_mut(index))
-        else {
+        let Some(leg) = self.sessions.leg_mut(&id, index) else {
             return;
         };
         leg.responded = true;
@@ -201,11 +197,7 @@ impl Core {
     /// its own transaction); on a leg we gave up, the dialog nobody wants
     /// is confirmed, then ended (§15).
     pub(in crate::relay) fn late_answer(&mut self, id: &str, index: usize, msg: &Message) {
-        let Some(leg) = self
-            .sessions
-            .get_mut(id)
-            .and_then(|s| s.as_legs.get_mut(index))
-        else {
+        let Some(leg) = self.sessions.leg_mut(id, index) else {
             return;
         };
         match leg.state {

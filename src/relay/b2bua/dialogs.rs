@@ -57,11 +57,7 @@ impl Core {
     ) {
         let flow = self.outbound_flow(id, index);
         let local = self.local_for(&flow);
-        let Some(leg) = self
-            .sessions
-            .get_mut(id)
-            .and_then(|s| s.as_legs.get_mut(index))
-        else {
+        let Some(leg) = self.sessions.leg_mut(id, index) else {
             return;
         };
         if leg.state == LegState::Answered {
@@ -201,11 +197,7 @@ impl Core {
             })
             .unwrap_or_default();
         for index in pending {
-            if let Some(leg) = self
-                .sessions
-                .get_mut(id)
-                .and_then(|s| s.as_legs.get_mut(index))
-            {
+            if let Some(leg) = self.sessions.leg_mut(id, index) {
                 leg.state = LegState::Cancelled;
                 leg.ended_at = Some(Timestamp::now());
             }
@@ -217,11 +209,7 @@ impl Core {
     /// provisional response came; until then it is only wanted, and sent
     /// when the first one arrives (a final answer makes it moot).
     pub(in crate::relay) fn cancel_leg(&mut self, id: &str, index: usize) {
-        let Some(leg) = self
-            .sessions
-            .get_mut(id)
-            .and_then(|s| s.as_legs.get_mut(index))
-        else {
+        let Some(leg) = self.sessions.leg_mut(id, index) else {
             return;
         };
         if !leg.responded {

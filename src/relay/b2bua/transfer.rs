@@ -383,11 +383,7 @@ impl Core {
     /// answered, ACKed (rejecting the streams of `offer`, the 2xx's offer
     /// nobody answered, RFC 3261 §13.2.2.4) and hung up.
     pub(super) fn drop_takeover_leg(&mut self, id: &str, index: usize, offer: Option<&Message>) {
-        let Some(leg) = self
-            .sessions
-            .get_mut(id)
-            .and_then(|s| s.as_legs.get_mut(index))
-        else {
+        let Some(leg) = self.sessions.leg_mut(id, index) else {
             return;
         };
         match leg.state {
