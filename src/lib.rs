@@ -12,3 +12,4 @@ pub mod relay;
 pub mod shutdown;
 pub mod sip;
 pub mod store;
+pub mod write_behind;

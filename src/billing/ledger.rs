@@ -1,7 +1,8 @@
 //! The ledger writer: CDRs and charges go to the database behind the SIP
 //! path and are never lost (SPEC §3, §4).
 //!
-//! Records queue in memory and are written in batches. When a batch cannot
+//! Records queue in memory and are written in batches, each gathering for
+//! [`crate::write_behind::GATHER_WINDOW`] after its first record. When a batch cannot
 //! be written (the database is down, locked or too slow to answer within
 //! [`WRITE_TIMEOUT`]) it goes to the [`Spool`] instead, and so does every
 //! record after it until the spool has been replayed into the database;
@@ -21,9 +22,10 @@ use tokio::time::Instant;
 
 use super::spool::Spool;
 use crate::store::BatchWrite;
+use crate::write_behind::gather;
 
 /// Largest batch written in one transaction.
-pub const BATCH: usize = 512;
+pub const BATCH: usize = 2048;
 
 /// How long a batch may take before the database counts as unavailable
 /// and the batch is spooled. (Spooled records may still have been written
@@ -63,6 +65,8 @@ pub async fn run<C, F>(
     // Records that could neither be written nor spooled (the disk failed
     // too): kept in memory and offered again.
     let mut held: Vec<C> = Vec::new();
+    // Whether the last batch was full: then the next is written at once.
+    let mut backlog = false;
     loop {
         if w.retry_at.is_some_and(|at| at <= Instant::now()) {
             w.replay().await;
@@ -88,12 +92,14 @@ pub async fn run<C, F>(
                 }
             }
         }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
+        if !gather(&mut rx, &mut batch, BATCH, backlog, &mut shutdown).await {
+            while let Ok(c) = rx.try_recv() {
+                batch.push(c);
             }
+            w.finish(batch).await;
+            return;
         }
+        backlog = batch.len() >= BATCH;
         held = w.store(batch).await;
         if !held.is_empty() {
             tokio::select! {

@@ -1,6 +1,7 @@
 //! Write-behind publishing of relay state to the store: changes queue in
 //! memory and are written in batches by one task per kind, so the SIP path
-//! never waits on the database.
+//! never waits on the database. A batch gathers for
+//! [`crate::write_behind::GATHER_WINDOW`] after its first change.
 //!
 //! Registrations and sessions are soft state, published the same way by one
 //! generic loop ([`publish`]): a batch that fails for a passing reason (the
@@ -19,9 +20,10 @@ use tokio::sync::{mpsc, watch};
 use crate::store::registrations::RegistrationChange;
 use crate::store::sessions::SessionChange;
 use crate::store::{Store, StoreResult};
+use crate::write_behind::gather;
 
 /// Largest batch written in one transaction.
-pub const BATCH: usize = 512;
+pub const BATCH: usize = 4096;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -72,6 +74,8 @@ pub async fn publish<C, F>(
 {
     let mut pending: Vec<C> = Vec::new();
     let mut backoff = MIN_BACKOFF;
+    // Whether the last batch was full: then the next is written at once.
+    let mut backlog = false;
     loop {
         if pending.is_empty() {
             tokio::select! {
@@ -88,12 +92,11 @@ pub async fn publish<C, F>(
                 }
             }
         }
-        while pending.len() < BATCH {
-            match rx.try_recv() {
-                Ok(c) => pending.push(c),
-                Err(_) => break,
-            }
+        if !gather(&mut rx, &mut pending, BATCH, backlog, &mut shutdown).await {
+            final_flush(name, &mut rx, pending, &apply).await;
+            return;
         }
+        backlog = pending.len() >= BATCH;
         match flush(name, &mut pending, &apply).await {
             Ok(()) => backoff = MIN_BACKOFF,
             Err(e) => {

@@ -57,22 +57,37 @@ pub(super) fn insert_sql(
     sql
 }
 
-/// Whether a statement of `rows` rows is worth keeping prepared: the
-/// single-row and full-chunk shapes recur; every other size would only
-/// push useful statements out of sqlx's per-connection cache.
-pub(super) fn cacheable(rows: usize) -> bool {
-    rows == 1 || rows == ROWS
+/// `rows` cut into chunks of [`ROWS`] rows, then of falling powers of two
+/// (100 rows: 64, 32, 4). Every statement then has one of eight shapes per
+/// table, so all of them stay prepared in sqlx's per-connection cache
+/// (100 statements): preparing a statement of a hundred rows costs more
+/// than running it, and an odd-sized remainder would be prepared anew for
+/// nearly every batch.
+pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let n = if rows.len() >= ROWS {
+            ROWS
+        } else {
+            1 << (usize::BITS - 1 - rows.len().leading_zeros())
+        };
+        let (chunk, rest) = rows.split_at(n);
+        rows = rest;
+        Some(chunk)
+    })
 }
 
 /// Writes `rows` (a slice) into `table` inside the transaction `tx` of
 /// `store`, one
-/// multi-row statement per [`ROWS`] rows; `|q, row| binds` adds one row's
+/// multi-row statement per chunk of [`chunks`]; `|q, row| binds` adds one row's
 /// parameters, in `columns` order, to the query `q`. A macro, not a
 /// function, so that it instantiates for whichever engine [`super::on_pool`]
 /// picked.
 macro_rules! insert_rows {
     ($store:expr, $tx:ident, $rows:expr, $table:expr, $columns:expr, $tail:expr, |$q:ident, $row:ident| $bind:expr) => {
-        for chunk in $rows.chunks($crate::store::bulk::ROWS) {
+        for chunk in $crate::store::bulk::chunks(&$rows[..]) {
             let sql = $crate::store::bulk::insert_sql(
                 $store.engine(),
                 $table,
@@ -80,7 +95,7 @@ macro_rules! insert_rows {
                 chunk.len(),
                 $tail,
             );
-            let mut $q = sqlx::query(&sql).persistent($crate::store::bulk::cacheable(chunk.len()));
+            let mut $q = sqlx::query(&sql);
             for $row in chunk {
                 $q = $bind;
             }
@@ -104,5 +119,16 @@ mod tests {
             insert_sql(Engine::Sqlite, "t", "a, b", 2, ""),
             "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) "
         );
+    }
+
+    #[test]
+    fn chunks_are_full_then_falling_powers_of_two() {
+        let rows: Vec<u32> = (0..(2 * ROWS as u32 + 100)).collect();
+        let sizes: Vec<usize> = chunks(&rows).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![ROWS, ROWS, 64, 32, 4]);
+        let again: Vec<u32> = chunks(&rows).flatten().copied().collect();
+        assert_eq!(again, rows, "every row once, in order");
+        assert_eq!(chunks::<u32>(&[]).count(), 0);
+        assert_eq!(chunks(&[7]).map(<[u32]>::len).collect::<Vec<_>>(), vec![1]);
     }
 }
