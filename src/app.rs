@@ -203,8 +203,7 @@ pub async fn run(
     ));
     state.relay = Some(relay);
     tokio::spawn(expire_bindings(registrar.clone(), stop_rx.clone()));
-    let receivers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    transports.run(engine, receivers);
+    transports.run(engine);
     tracing::info!(sip = %transports.udp_addr(), "SIP listening on UDP and TCP");
 
     state.registrar = Some(registrar);

@@ -46,7 +46,7 @@ async fn fixture(config: TcpConfig, limits: Limits) -> Fixture {
     let (stop, stop_rx) = watch::channel(false);
     let transports = Transports::new(udp, tcp, config, limits, stop_rx).unwrap();
     let recorder = Arc::new(Recorder::default());
-    transports.run(recorder.clone(), 1);
+    transports.run(recorder.clone());
     Fixture {
         addr: transports.udp_addr(),
         transports,

@@ -138,6 +138,7 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         pg0 = sum(procfs.cpu_seconds(p) or 0 for p in pg_pids)
         tasks0 = procfs.task_runtimes()
         cpu0, t0 = procfs.cpu_seconds(sb.pid), time.monotonic()
+        drops0 = procfs.udp_rcvbuf_errors()
         sampler = procfs.Sampler(sb.pid, interval=1.0, max_seconds=uac_timeout + 120).start()
         uas = sippstep.start_uas(outdir, ports["uas"], calls, uac_timeout + 10, nice, fds)
         uac = sippstep.start_uac(outdir, sb.sip, ports["uac"], rate, calls, limit, pause_ms,
@@ -167,6 +168,7 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         pg1 = sum(procfs.cpu_seconds(p) or 0 for p in pg_pids)
         hwm = procfs.status_kib(sb.pid, "VmHWM")
         ctx1 = procfs.ctx_switches(sb.pid)
+        drops1 = procfs.udp_rcvbuf_errors()
     r = sippstep.summarize(outdir, rate, calls)
     r["cdrs"] = cdrs.count_new(r["ok"])
     if db:
@@ -189,6 +191,7 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         "uac_cpu_pct": 100.0 * (uac.cpu_seconds() or 0) / (t_uac - t_start),
         "uas_cpu_pct": 100.0 * (uas.cpu_seconds() or 0) / (t_uac - t_start),
         "other_pct": 100.0 * other / wall,
+        "udp_drops": (drops1 - drops0) if drops0 is not None and drops1 is not None else None,
         "pg_cpu_s": (pg1 - pg0) if pg_pids else None,
         "pg_us_per_call": (pg1 - pg0) * 1e6 / r["ok"] if pg_pids and r["ok"] else None,
         "quiet_before": quiet, "busy_before_pct": 100.0 * busy_before,

@@ -183,3 +183,15 @@ def wait_idle(pid, threshold=0.03, quiet_for=1.0, max_wait=30.0):
         if quiet >= quiet_for:
             return time.monotonic() - t_start
     return None
+
+
+def udp_rcvbuf_errors():
+    """Machine-wide count of UDP datagrams the kernel dropped because a
+    socket's receive buffer was full (/proc/net/snmp, Udp RcvbufErrors)."""
+    try:
+        with open("/proc/net/snmp") as f:
+            lines = [l.split() for l in f if l.startswith("Udp:")]
+        names, values = lines[0], lines[1]
+        return int(values[names.index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -9,7 +9,7 @@ COLS = [("who", 10, "engine"), ("rate", 6, "rate"), ("achieved", 8, "achieved"),
         ("us/call", 7, "cpu_us_per_call"), ("us_stdy", 7, "cpu_us_steady"),
         ("pg_us", 5, "pg_us_per_call"), ("cpu%", 5, "sb_cpu_pct"),
         ("rssMiB", 6, "peak_rss_kib"), ("CDRs", 7, "cdrs"), ("other%", 6, "other_pct"),
-        ("pass", 4, "pass")]
+        ("drops", 5, "udp_drops"), ("pass", 4, "pass")]
 
 LEGEND = """\
 achieved = offered calls/s measured from the INVITE send times; unfin = calls
@@ -25,7 +25,9 @@ peer harness's relay_us); pg_us = CPU of the PostgreSQL backends serving
 Switchboard / successful call; cpu% = Switchboard CPU in % of one core over
 the step; rssMiB = Switchboard peak RSS (VmHWM, reset per step); CDRs = new
 CDRs over REST after the step (must equal ok); other% = CPU of everything
-else on the box (% of one core; sipp not included).
+else on the box (% of one core; sipp not included); drops = UDP datagrams
+the kernel dropped on a full socket receive buffer, machine-wide (sipp's
+sockets too; /proc/net/snmp RcvbufErrors).
 Pass: 0 failed, every call successful, retr% < 1, achieved >= 95 % of rate."""
 
 

@@ -115,6 +115,15 @@ impl Transports {
         limits: Limits,
         shutdown: watch::Receiver<bool>,
     ) -> io::Result<Arc<Self>> {
+        match udp::size_buffers(&udp) {
+            Ok(granted) if granted < udp::SOCKET_BUFFER => tracing::info!(
+                granted,
+                asked = udp::SOCKET_BUFFER,
+                "UDP receive buffer capped by the kernel (net.core.rmem_max)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot size the UDP socket buffers"),
+        }
         Ok(Arc::new(Self {
             udp_local: udp.local_addr()?,
             tcp_local: tcp.local_addr()?,
@@ -131,19 +140,17 @@ impl Transports {
         }))
     }
 
-    /// Starts receiving: `receivers` UDP tasks and the TCP accept loop,
-    /// delivering to `inbound`. Runs until the shutdown signal.
-    pub fn run(&self, inbound: Arc<dyn Inbound>, receivers: usize) {
+    /// Starts receiving: the UDP task and the TCP accept loop, delivering
+    /// to `inbound`. Runs until the shutdown signal.
+    pub fn run(&self, inbound: Arc<dyn Inbound>) {
         if self.inbound.set(inbound.clone()).is_err() {
             return;
         }
-        for _ in 0..receivers.max(1) {
-            tokio::spawn(udp::receive_loop(
-                self.udp.clone(),
-                inbound.clone(),
-                self.shutdown.clone(),
-            ));
-        }
+        tokio::spawn(udp::receive_loop(
+            self.udp.clone(),
+            inbound.clone(),
+            self.shutdown.clone(),
+        ));
         let listener = self.tcp.lock().ok().and_then(|mut l| l.take());
         if let Some(listener) = listener {
             tokio::spawn(tcp::accept_loop(
