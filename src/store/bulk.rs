@@ -5,6 +5,9 @@
 //! statement is a round trip to sqlx's worker thread (two context
 //! switches), on PostgreSQL a network round trip.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use super::Engine;
 
 /// Rows per statement. At 22 columns (CDRs) this is 2,816 parameters, far
@@ -57,6 +60,32 @@ pub(super) fn insert_sql(
     sql
 }
 
+/// Statement text by (engine, table, columns, tail, rows): the text of a
+/// chunk shape is built once per process instead of once per chunk written.
+type SqlKey = (Engine, &'static str, &'static str, &'static str, usize);
+
+/// [`insert_sql`] for a chunk shape, built the first time and kept for
+/// the life of the process. The set is bounded: eight shapes (see
+/// [`chunks`]) per table and engine.
+pub(super) fn chunk_sql(
+    engine: Engine,
+    table: &'static str,
+    columns: &'static str,
+    rows: usize,
+    tail: &'static str,
+) -> &'static str {
+    static TEXTS: OnceLock<Mutex<HashMap<SqlKey, &'static str>>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked while inserting;
+    // the map itself is still whole.
+    let mut texts = texts.lock().unwrap_or_else(|e| e.into_inner());
+    texts
+        .entry((engine, table, columns, tail, rows))
+        .or_insert_with(|| {
+            Box::leak(insert_sql(engine, table, columns, rows, tail).into_boxed_str())
+        })
+}
+
 /// `rows` cut into chunks of [`ROWS`] rows, then of falling powers of two
 /// (100 rows: 64, 32, 4). Every statement then has one of eight shapes per
 /// table, so all of them stay prepared in sqlx's per-connection cache
@@ -88,14 +117,14 @@ pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 macro_rules! insert_rows {
     ($store:expr, $tx:ident, $rows:expr, $table:expr, $columns:expr, $tail:expr, |$q:ident, $row:ident| $bind:expr) => {
         for chunk in $crate::store::bulk::chunks(&$rows[..]) {
-            let sql = $crate::store::bulk::insert_sql(
+            let sql = $crate::store::bulk::chunk_sql(
                 $store.engine(),
                 $table,
                 $columns,
                 chunk.len(),
                 $tail,
             );
-            let mut $q = sqlx::query(&sql);
+            let mut $q = sqlx::query(sql);
             for $row in chunk {
                 $q = $bind;
             }
@@ -130,5 +159,15 @@ mod tests {
         assert_eq!(again, rows, "every row once, in order");
         assert_eq!(chunks::<u32>(&[]).count(), 0);
         assert_eq!(chunks(&[7]).map(<[u32]>::len).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn a_chunk_shape_is_built_once() {
+        let a = chunk_sql(Engine::Sqlite, "t_once", "a, b", 2, "");
+        let b = chunk_sql(Engine::Sqlite, "t_once", "a, b", 2, "");
+        assert!(std::ptr::eq(a, b), "the same text, not a second copy");
+        assert_eq!(a, insert_sql(Engine::Sqlite, "t_once", "a, b", 2, ""));
+        let pg = chunk_sql(Engine::Postgres, "t_once", "a, b", 2, "");
+        assert_ne!(a, pg, "each engine its own placeholders");
     }
 }

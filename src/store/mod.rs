@@ -54,7 +54,7 @@ pub enum Pool {
     Postgres(PgPool),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Engine {
     Sqlite,
     Postgres,
