@@ -29,6 +29,19 @@ use common::{Engine, TestApp, DOMAIN};
 
 both_engines!(baresip_transfers_a_call_by_refer);
 
+enum Started {
+    Running(Baresip),
+    /// Not installed (outside CI).
+    Missing,
+    /// A port picked for it was taken before it bound it.
+    PortTaken,
+}
+
+fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
+    l.local_addr().expect("its address").port()
+}
+
 /// A running baresip, killed when dropped; its output goes to files in
 /// its config directory, shown when a test fails.
 struct Baresip {
@@ -39,13 +52,24 @@ struct Baresip {
 
 impl Baresip {
     /// Starts baresip as alice with Switchboard at `server` as outbound
-    /// proxy; `None` when it is not installed (outside CI).
+    /// proxy; `None` when it is not installed (outside CI). Its ports are
+    /// picked free and released before baresip binds them, so another
+    /// process may take one meanwhile: baresip then exits with "Address
+    /// already in use" and is started again on new ports.
     async fn start(server: std::net::SocketAddr) -> Option<Baresip> {
+        for _ in 0..5 {
+            match Self::start_once(server).await {
+                Started::Running(b) => return Some(b),
+                Started::Missing => return None,
+                Started::PortTaken => continue,
+            }
+        }
+        panic!("baresip found its ports taken five times in a row");
+    }
+
+    async fn start_once(server: std::net::SocketAddr) -> Started {
         let dir = tempfile::tempdir().expect("temp dir for baresip");
-        let ctrl_port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
-            l.local_addr().expect("its address").port()
-        };
+        let ctrl_port = free_tcp_port();
         write_config(dir.path(), free_udp_port(), ctrl_port, server);
         let out = std::fs::File::create(dir.path().join("out.log")).expect("baresip log");
         let err = out.try_clone().expect("baresip log");
@@ -67,7 +91,7 @@ impl Baresip {
                     panic!("baresip is required in CI (Debian package baresip)");
                 }
                 eprintln!("SKIPPED (baresip): install the Debian package baresip");
-                return None;
+                return Started::Missing;
             }
             Err(e) => panic!("cannot run baresip: {e}"),
         };
@@ -76,6 +100,9 @@ impl Baresip {
             if let Ok(s) = TcpStream::connect(("127.0.0.1", ctrl_port)).await {
                 ctrl = Some(s);
                 break;
+            }
+            if log(dir.path()).contains("Address already in use") {
+                return Started::PortTaken;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -88,7 +115,7 @@ impl Baresip {
             dir,
         };
         b.child.id().expect("baresip runs");
-        Some(b)
+        Started::Running(b)
     }
 
     /// Sends a command (as typed at its menu, without the slash).
