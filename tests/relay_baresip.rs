@@ -30,7 +30,7 @@ use common::{Engine, TestApp, DOMAIN};
 both_engines!(baresip_transfers_a_call_by_refer);
 
 enum Started {
-    Running(Baresip),
+    Running(Box<Baresip>),
     /// Not installed (outside CI).
     Missing,
     /// A port picked for it was taken before it bound it.
@@ -59,7 +59,7 @@ impl Baresip {
     async fn start(server: std::net::SocketAddr) -> Option<Baresip> {
         for _ in 0..5 {
             match Self::start_once(server).await {
-                Started::Running(b) => return Some(b),
+                Started::Running(b) => return Some(*b),
                 Started::Missing => return None,
                 Started::PortTaken => continue,
             }
@@ -115,7 +115,7 @@ impl Baresip {
             dir,
         };
         b.child.id().expect("baresip runs");
-        Started::Running(b)
+        Started::Running(Box::new(b))
     }
 
     /// Sends a command (as typed at its menu, without the slash).
