@@ -33,11 +33,17 @@ pub async fn gather<C>(
             () = crate::shutdown::stopping(shutdown) => return false,
         }
     }
+    take_queued(rx, batch, max);
+    true
+}
+
+/// Moves what is queued on `rx` into `batch` until it holds `max`
+/// (`usize::MAX`: everything, as at shutdown).
+pub fn take_queued<C>(rx: &mut mpsc::UnboundedReceiver<C>, batch: &mut Vec<C>, max: usize) {
     while batch.len() < max {
         match rx.try_recv() {
             Ok(c) => batch.push(c),
             Err(_) => break,
         }
     }
-    true
 }

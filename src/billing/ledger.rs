@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::spool::Spool;
 use crate::store::BatchWrite;
-use crate::write_behind::gather;
+use crate::write_behind::{gather, take_queued};
 
 /// Largest batch written in one transaction.
 pub const BATCH: usize = 2048;
@@ -84,18 +84,14 @@ pub async fn run<C, F>(
                 },
                 () = sleep_until(retry_at) => continue,
                 () = crate::shutdown::stopping(&mut shutdown) => {
-                    while let Ok(c) = rx.try_recv() {
-                        batch.push(c);
-                    }
+                    take_queued(&mut rx, &mut batch, usize::MAX);
                     w.finish(batch).await;
                     return;
                 }
             }
         }
         if !gather(&mut rx, &mut batch, BATCH, backlog, &mut shutdown).await {
-            while let Ok(c) = rx.try_recv() {
-                batch.push(c);
-            }
+            take_queued(&mut rx, &mut batch, usize::MAX);
             w.finish(batch).await;
             return;
         }
@@ -105,9 +101,7 @@ pub async fn run<C, F>(
             tokio::select! {
                 () = tokio::time::sleep(w.backoff) => {}
                 () = crate::shutdown::stopping(&mut shutdown) => {
-                    while let Ok(c) = rx.try_recv() {
-                        held.push(c);
-                    }
+                    take_queued(&mut rx, &mut held, usize::MAX);
                     w.finish(held).await;
                     return;
                 }

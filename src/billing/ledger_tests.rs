@@ -117,10 +117,10 @@ async fn written_straight_through_while_the_database_is_up() {
 async fn an_outage_spools_and_the_return_replays_exactly_once() {
     let h = start(Arc::default(), tempfile::tempdir().expect("dir"));
     h.send(0..10);
-    settle(Duration::from_millis(50)).await;
+    settle(4 * crate::write_behind::GATHER_WINDOW).await;
     h.db.set(DOWN);
     h.send(10..300);
-    settle(Duration::from_millis(50)).await;
+    settle(4 * crate::write_behind::GATHER_WINDOW).await;
     assert_eq!(h.spooled(), 290, "spooled while the database is down");
     h.db.set(UP);
     // New records while the spool waits for its replay join it there.
@@ -129,7 +129,7 @@ async fn an_outage_spools_and_the_return_replays_exactly_once() {
     assert_eq!(h.db.rows(), (0..310).collect(), "every record, once");
     assert_eq!(h.spooled(), 0, "the spool is emptied after the replay");
     h.send(310..320);
-    settle(Duration::from_millis(50)).await;
+    settle(4 * crate::write_behind::GATHER_WINDOW).await;
     assert_eq!(h.db.rows(), (0..320).collect());
     h.stop().await;
 }

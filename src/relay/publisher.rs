@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::store::registrations::RegistrationChange;
 use crate::store::sessions::SessionChange;
 use crate::store::{Store, StoreResult};
-use crate::write_behind::gather;
+use crate::write_behind::{gather, take_queued};
 
 /// Largest batch written in one transaction.
 pub const BATCH: usize = 4096;
@@ -158,9 +158,7 @@ async fn final_flush<C, F>(
 ) where
     F: for<'a> Fn(&'a [C]) -> Apply<'a>,
 {
-    while let Ok(c) = rx.try_recv() {
-        pending.push(c);
-    }
+    take_queued(rx, &mut pending, usize::MAX);
     let total = pending.len();
     while !pending.is_empty() {
         let rest = pending.split_off(pending.len().min(BATCH));

@@ -6,7 +6,7 @@
 //! stays on the receiving task; the transaction shards do the rest.
 //!
 //! The socket's receive buffer is what absorbs a burst while the receiving
-//! tasks are busy: the kernel drops what does not fit (`RcvbufErrors` in
+//! task is busy: the kernel drops what does not fit (`RcvbufErrors` in
 //! /proc/net/snmp), and a lost provisional or final response costs a
 //! retransmission 500 ms later, which strict peers take for a new request.
 
