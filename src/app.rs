@@ -128,7 +128,7 @@ pub async fn run(
     let clients: std::collections::HashMap<&str, _> = catalog
         .clients_by_username
         .values()
-        .map(|c| (c.id.as_str(), c))
+        .map(|c| (c.id.as_str(), &**c))
         .collect();
     crate::billing::restart::close_orphans(&store, &settings.node_name, |s, service| {
         let client = s

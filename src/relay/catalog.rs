@@ -36,7 +36,9 @@ pub struct Catalog {
     /// challenged. The port counts, so a client on the AS's host is still
     /// challenged. Look up with [`Catalog::trusted_source`].
     pub trusted: HashMap<SocketAddr, String>,
-    pub clients_by_username: HashMap<String, Client>,
+    /// Shared: every session of a client holds it, and a copy per session
+    /// would cost hundreds of bytes (its digest hashes among them).
+    pub clients_by_username: HashMap<String, Arc<Client>>,
     pub tariffs: HashMap<String, Tariff>,
 }
 
@@ -120,7 +122,7 @@ impl Catalog {
             .all_clients()
             .await?
             .into_iter()
-            .map(|c| (c.username.clone(), c))
+            .map(|c| (c.username.clone(), Arc::new(c)))
             .collect();
         let tariffs = store
             .all_tariffs()

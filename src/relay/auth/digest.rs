@@ -194,7 +194,7 @@ impl DigestAuth {
         if !client.enabled {
             return AuthOutcome::Forbidden("Client disabled");
         }
-        AuthOutcome::Authenticated(Arc::new(client.clone()))
+        AuthOutcome::Authenticated(Arc::clone(client))
     }
 
     fn is_ours(&self, c: &Credentials<'_>) -> bool {

@@ -110,7 +110,7 @@ impl Core {
             );
             return true;
         }
-        session.change = Some(Change {
+        session.change = Some(Box::new(Change {
             request: msg.clone(),
             server_tx: *tx,
             leg: usize::MAX,
@@ -118,7 +118,7 @@ impl Core {
             rule_id: rule.rule.id.clone(),
             attributes: rule.attributes(),
             candidates,
-        });
+        }));
         self.event(id, "change", Some(detail));
         self.inquire_change(id);
         true
@@ -327,7 +327,7 @@ impl Core {
                 session.client_leg.remote_target = target;
             }
             if is_invite {
-                let previous = session.reinvite.replace(ReInvite {
+                let previous = session.reinvite.replace(Box::new(ReInvite {
                     inbound: true,
                     leg: index,
                     server_tx: change.server_tx,
@@ -337,7 +337,7 @@ impl Core {
                     offerless: false,
                     relayed: Some((code, bytes)),
                     ack: None,
-                });
+                }));
                 if let Some(old) = previous {
                     self.sessions.forget_tx(&old.copy_tx);
                 }

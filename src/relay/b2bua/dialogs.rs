@@ -30,6 +30,9 @@ impl Core {
         let now = Timestamp::now();
         session.state = State::Established;
         session.answered_at = Some(now);
+        // Only re-sent while the ACK is awaited (a retransmitted 2xx of
+        // the AS on a leg still answered): a held session need not keep it.
+        session.client_leg.final_response = None;
         let Some(index) = session
             .as_legs
             .iter()

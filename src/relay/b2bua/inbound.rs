@@ -136,7 +136,7 @@ impl Core {
             self.respond(&tx, &msg, 480, "Temporarily Unavailable", &[]);
             return;
         }
-        let client = Arc::new(client.clone());
+        let client = Arc::clone(client);
         if self.at_session_limit(&client) {
             self.respond(&tx, &msg, 486, "Busy Here", &[]);
             return;
@@ -212,7 +212,9 @@ impl Core {
             change: None,
             transfer: None,
             client_leg,
-            as_legs: Vec::new(),
+            // Most sessions have one outbound leg; `push` would make room
+            // for four (an `AsLeg` is several hundred bytes).
+            as_legs: Vec::with_capacity(1),
             candidates: Vec::new(),
             created_at: Timestamp::now(),
             answered_at: None,

@@ -31,7 +31,7 @@ impl Core {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
-        let previous = session.reinvite.replace(ReInvite {
+        let previous = session.reinvite.replace(Box::new(ReInvite {
             inbound,
             leg,
             server_tx,
@@ -41,7 +41,7 @@ impl Core {
             offerless: msg.body().is_empty(),
             relayed: None,
             ack: None,
-        });
+        }));
         if let Some(old) = previous {
             self.sessions.forget_tx(&old.copy_tx);
         }

@@ -148,7 +148,7 @@ impl Core {
             r.call_id, search.rule_id, search.service_id
         );
         session.best_failure = None;
-        session.transfer = Some(Transfer {
+        session.transfer = Some(Box::new(Transfer {
             how: TransferBy::Replaces { leg: Box::new(leg) },
             leg: usize::MAX,
             service_id: search.service_id,
@@ -157,7 +157,7 @@ impl Core {
             candidates: search.candidates,
             target: text(msg.request_uri_raw().unwrap_or_default()),
             ack: None,
-        });
+        }));
         self.sessions.index_invite_tx(tx, &id);
         self.event(&id, "transfer", Some(detail));
         self.inquire_transfer(&id);
@@ -242,7 +242,7 @@ impl Core {
         });
         // The new app server's 2xx is ACKed with the client's ACK, and its
         // retransmissions answered with our 2xx meanwhile (`reinvite`).
-        let previous = session.reinvite.replace(ReInvite {
+        let previous = session.reinvite.replace(Box::new(ReInvite {
             inbound: true,
             leg: index,
             server_tx,
@@ -252,7 +252,7 @@ impl Core {
             offerless: false,
             relayed: Some((code, ok)),
             ack: None,
-        });
+        }));
         let new = session.client_leg_record();
         if let Some(old) = previous {
             self.sessions.forget_tx(&old.copy_tx);

@@ -28,6 +28,8 @@ impl Core {
             Direction::FromClient => leg.and_then(|l| l.app_server_id.clone()),
             Direction::FromAppServer => session.origin_app_server.clone(),
         };
+        // One segment is the rule; `push` would make room for four.
+        session.segments.reserve_exact(1);
         session.segments.push(Segment {
             service_id: session.service_id.clone(),
             app_server_id,

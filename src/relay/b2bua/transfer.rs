@@ -94,7 +94,7 @@ impl Core {
             search.rule_id, search.service_id
         );
         session.best_failure = None;
-        session.transfer = Some(Transfer {
+        session.transfer = Some(Box::new(Transfer {
             how: TransferBy::Refer {
                 refer_cseq,
                 offer: None,
@@ -107,7 +107,7 @@ impl Core {
             candidates: search.candidates,
             target,
             ack: None,
-        });
+        }));
         self.respond(&tx, msg, 202, "Accepted", &[]);
         self.event(id, "transfer", Some(detail));
         self.notify(id, refer_cseq, 100, "Trying", false);

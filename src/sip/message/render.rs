@@ -151,9 +151,34 @@ impl<'a> ResponseBuilder<'a> {
         out
     }
 
+    /// The request's header lines a response carries (RFC 3261 §8.2.6.2).
+    fn copies(&self, name: HeaderName) -> bool {
+        match name {
+            HeaderName::Via
+            | HeaderName::From
+            | HeaderName::To
+            | HeaderName::CallId
+            | HeaderName::CSeq => true,
+            HeaderName::RecordRoute => self.record_route,
+            _ => false,
+        }
+    }
+
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let req = self.req;
-        out.reserve(256 + self.extra.len() + self.body.map_or(0, |(_, b)| b.len()));
+        // Room for the whole response at once: responses are kept (by the
+        // transaction and the session) and a doubled buffer would keep up
+        // to twice their size.
+        let copied: usize = req
+            .headers()
+            .filter(|h| self.copies(h.name))
+            .map(|h| h.line.len() + 2)
+            .sum();
+        let tag = self.to_tag.map_or(0, |t| t.len() + 5);
+        let (ct, body) = self.body.map_or((0, 0), |(ct, b)| (ct.len(), b.len()));
+        // Status line, Content-Type and Content-Length lines, empty line.
+        const FIXED: usize = 64;
+        out.reserve(FIXED + self.reason.len() + copied + tag + self.extra.len() + ct + body);
         push_status_line(out, self.code, self.reason);
         for h in req.headers() {
             match h.name {
@@ -263,6 +288,9 @@ impl MessageBuilder {
 
     /// Finishes with Content-Length, the empty line and `body`.
     pub fn build(mut self, body: &[u8]) -> Vec<u8> {
+        // Exactly the room left, not a doubling: built messages are kept
+        // (by transactions and sessions) for as long as they last.
+        self.out.reserve_exact(body.len() + 32);
         push_content_length(&mut self.out, b"Content-Length", body.len());
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(body);

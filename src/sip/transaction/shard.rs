@@ -113,6 +113,18 @@ struct Entry {
     gen: u32,
 }
 
+/// Tables at most this large are never shrunk.
+const SHRINK_MIN: usize = 1024;
+
+/// Gives back most of a table's slots once it is three quarters empty;
+/// amortised O(1) per removal, as the next shrink needs the table to
+/// halve again.
+fn shrink_idle<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > SHRINK_MIN && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// Below this many heap entries, stale ones are left to expire.
 const COMPACT_MIN: usize = 4096;
 
@@ -124,10 +136,14 @@ pub(crate) struct Shard {
     /// TU events produced while handling one input, sent after it.
     pending: Vec<TuEvent>,
     next_server: u64,
-    server: HashMap<u64, ServerTx>,
+    /// Boxed, and shrunk when mostly empty ([`shrink_idle`]): a burst
+    /// leaves tens of thousands of transactions behind for 32 s (Timer
+    /// H/J/L, RFC 6026), and a table of inline machines would keep its
+    /// peak size, hundreds of bytes a slot, for the rest of the process.
+    server: HashMap<u64, Box<ServerTx>>,
     server_keys: HashMap<ServerKey, u64>,
     merges: HashMap<MergeKey, u64>,
-    client: HashMap<u64, ClientTx>,
+    client: HashMap<u64, Box<ClientTx>>,
     client_keys: HashMap<ClientKey, u64>,
     timers: BinaryHeap<Reverse<Entry>>,
     timer_seq: u64,
@@ -243,5 +259,39 @@ impl Shard {
         } else {
             self.on_response(message, flow);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_left_mostly_empty_after_a_burst_gives_its_slots_back() {
+        let mut map: HashMap<u64, Box<u64>> = HashMap::new();
+        for i in 0..20_000 {
+            map.insert(i, Box::new(i));
+        }
+        let peak = map.capacity();
+        for i in 0..19_900 {
+            map.remove(&i);
+            shrink_idle(&mut map);
+        }
+        assert_eq!(map.len(), 100);
+        assert!(
+            map.capacity() <= SHRINK_MIN.max(400),
+            "capacity {} of {peak} kept for 100 entries",
+            map.capacity()
+        );
+        assert!((19_900..20_000).all(|i| map.get(&i).is_some_and(|v| **v == i)));
+    }
+
+    #[test]
+    fn a_small_table_is_left_alone() {
+        let mut map: HashMap<u64, u64> = (0..SHRINK_MIN as u64 / 2).map(|i| (i, i)).collect();
+        let cap = map.capacity();
+        map.retain(|k, _| *k < 3);
+        shrink_idle(&mut map);
+        assert_eq!(map.capacity(), cap);
     }
 }

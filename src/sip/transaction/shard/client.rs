@@ -1,6 +1,6 @@
 //! Client transactions in a shard (RFC 3261 §17.1).
 
-use super::{Action, Actions, ClientEvent, ClientMachine, ClientTx, Shard, Side};
+use super::{shrink_idle, Action, Actions, ClientEvent, ClientMachine, ClientTx, Shard, Side};
 use crate::sip::message::{Message, Method};
 use crate::sip::transaction::client_invite::ClientInvite;
 use crate::sip::transaction::client_non_invite::ClientNonInvite;
@@ -34,12 +34,12 @@ impl Shard {
         self.client_keys.insert(key.clone(), tx.0);
         self.client.insert(
             tx.0,
-            ClientTx {
+            Box::new(ClientTx {
                 machine,
                 flow,
                 key,
                 gens: [0; Timer::COUNT],
-            },
+            }),
         );
         self.apply_client(tx.0, flow, actions, None);
     }
@@ -66,6 +66,8 @@ impl Shard {
             if self.client_keys.get(&t.key) == Some(&id) {
                 self.client_keys.remove(&t.key);
             }
+            shrink_idle(&mut self.client);
+            shrink_idle(&mut self.client_keys);
         }
     }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use super::{Action, Actions, ServerEvent, ServerMachine, ServerTx, Shard, Side};
+use super::{shrink_idle, Action, Actions, ServerEvent, ServerMachine, ServerTx, Shard, Side};
 use crate::sip::message::{Message, Method};
 use crate::sip::transaction::key::{MergeKey, ServerKey};
 use crate::sip::transaction::messages;
@@ -114,13 +114,13 @@ impl Shard {
         }
         self.server.insert(
             id,
-            ServerTx {
+            Box::new(ServerTx {
                 machine,
                 flow,
                 key,
                 merge,
                 gens: [0; Timer::COUNT],
-            },
+            }),
         );
         self.shared.live_server.fetch_add(1, Ordering::Relaxed);
         self.apply_server(id, flow, actions, None);
@@ -140,6 +140,9 @@ impl Shard {
             }
         }
         self.shared.live_server.fetch_sub(1, Ordering::Relaxed);
+        shrink_idle(&mut self.server);
+        shrink_idle(&mut self.server_keys);
+        shrink_idle(&mut self.merges);
     }
 
     /// Carries out a server machine's actions. `tu` is the message of the
