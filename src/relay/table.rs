@@ -1,7 +1,9 @@
 //! The sessions a relay core holds, with the indexes that route each SIP
 //! event to its session. Owned by the core task alone: no locks.
 
-use std::collections::HashMap;
+// aHash, randomly keyed per table (keys come from the network): cheaper
+// than std's SipHash on the relay's every lookup, as resistant to flooding.
+use ahash::HashMap;
 
 use super::session::{AsLeg, ClientLeg, Session};
 use crate::sip::transaction::{ClientTxId, ServerTxId};

@@ -3,7 +3,9 @@
 //! its session every second costs a heap entry update, not a task.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use ahash::HashMap;
 
 use tokio::time::Instant;
 
@@ -18,7 +20,7 @@ impl<T> Default for TimerService<T> {
     fn default() -> Self {
         Self {
             heap: BinaryHeap::new(),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             next: 0,
         }
     }
