@@ -5,16 +5,18 @@
 //! over the same connection on TCP; on UDP to the source port when `rport`
 //! was asked for, else to the source address and the Via's port.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::message::{Editor, HeaderName, Message, Rport};
+use crate::sip::message::{Message, Rport};
 use crate::sip::transport::{Flow, Protocol};
 
-/// The top Via value with `received` and `rport` set from `source`, or
-/// `None` when RFC 3261 §18.2.1 and RFC 3581 §4 ask for no change.
-pub fn stamped_top_via(msg: &Message, source: SocketAddr) -> Option<(usize, Vec<u8>)> {
+/// The request's bytes with `received` and `rport` set in the top Via
+/// from `source`, or `None` when RFC 3261 §18.2.1 and RFC 3581 §4 ask for
+/// no change. Only the top via-parm's bytes change: the rest of the line
+/// (`Via: a, b`) and of the message is copied as it is, in one buffer.
+pub fn stamped(msg: &Message, source: SocketAddr) -> Option<Vec<u8>> {
     let via = msg.top_via().ok()?;
-    let field = msg.get(HeaderName::Via)?;
     let rport_requested = matches!(via.rport(), Some(Rport::Requested));
     let source_ip = canonical(source.ip());
     let sent_by_is_source = via.host().ip().map(canonical) == Some(source_ip);
@@ -23,8 +25,14 @@ pub fn stamped_top_via(msg: &Message, source: SocketAddr) -> Option<(usize, Vec<
     if sent_by_is_source && !rport_requested {
         return None;
     }
+    let buf = msg.as_bytes();
     let raw = via.raw();
-    let mut top = Vec::with_capacity(raw.len() + 48);
+    // The via-parm is a slice of the received buffer (folded lines are
+    // not unfolded into a copy); anything else is left unstamped.
+    let start = (raw.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+    let end = start.checked_add(raw.len()).filter(|&e| e <= buf.len())?;
+    let mut out = Vec::with_capacity(buf.len() + 48);
+    out.extend_from_slice(&buf[..start]);
     for (i, segment) in raw.split(|&b| b == b';').enumerate() {
         let name = segment
             .split(|&b| b == b'=')
@@ -36,39 +44,30 @@ pub fn stamped_top_via(msg: &Message, source: SocketAddr) -> Option<(usize, Vec<
             continue;
         }
         if i > 0 {
-            top.push(b';');
+            out.push(b';');
         }
-        top.extend_from_slice(segment);
+        out.extend_from_slice(segment);
     }
-    top.extend_from_slice(b";received=");
-    top.extend_from_slice(source_ip.to_string().as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, ";received={source_ip}");
     if rport_requested {
-        top.extend_from_slice(format!(";rport={}", source.port()).as_bytes());
+        let _ = write!(out, ";rport={}", source.port());
     }
-    // Keep whatever follows the top value on the same line (`Via: a, b`).
-    let start = (raw.as_ptr() as usize).checked_sub(field.value.as_ptr() as usize)?;
-    let rest = field.value.get(start + raw.len()..)?;
-    let mut value = field.value.get(..start)?.to_vec();
-    value.extend_from_slice(&top);
-    value.extend_from_slice(rest);
-    Some((field.index, value))
+    out.extend_from_slice(&buf[end..]);
+    Some(out)
 }
 
 /// The request with its top Via stamped, re-parsed; the original when no
-/// stamp is needed or the edit fails.
+/// stamp is needed or the stamped bytes do not parse.
 pub fn stamp(
     msg: Message,
     source: SocketAddr,
     reparse: impl Fn(Vec<u8>) -> Option<Message>,
 ) -> Message {
-    let Some((index, value)) = stamped_top_via(&msg, source) else {
-        return msg;
-    };
-    let mut editor = Editor::new(&msg);
-    if editor.replace_at(index, &value).is_err() {
-        return msg;
+    match stamped(&msg, source) {
+        Some(bytes) => reparse(bytes).unwrap_or(msg),
+        None => msg,
     }
-    reparse(editor.render()).unwrap_or(msg)
 }
 
 /// IPv4 peers of a dual-stack socket appear as `::ffff:a.b.c.d`.
@@ -143,8 +142,26 @@ mod tests {
     }
 
     #[test]
+    fn only_the_top_via_changes_the_rest_is_copied_byte_for_byte() {
+        let text =
+            "INVITE sip:x@example.com SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1;rport;branch=z9hG4bKy\r\n\
+                    Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKz\r\nFrom: <sip:a@b>;tag=1\r\n\
+                    To: <sip:x@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+                    Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+        let src: SocketAddr = "[::ffff:203.0.113.7]:40000".parse().unwrap();
+        let m = Message::parse(text.as_bytes()).expect("parses");
+        let out = stamped(&m, src).expect("stamped");
+        let expected = text.replacen(
+            "10.0.0.1;rport;branch=z9hG4bKy",
+            "10.0.0.1;branch=z9hG4bKy;received=203.0.113.7;rport=40000",
+            1,
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
     fn nothing_changes_when_sent_by_is_the_source() {
         let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        assert!(stamped_top_via(&msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx"), src).is_none());
+        assert!(stamped(&msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx"), src).is_none());
     }
 }
