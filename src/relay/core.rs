@@ -17,7 +17,7 @@ use super::catalog::CatalogHandle;
 use super::legs::Local;
 use super::registrar::Registrar;
 use super::table::SessionTable;
-use super::timers::TimerService;
+use super::timers::{TimerKey, TimerService};
 use super::RelayCommand;
 use crate::sip::message::{Message, Method};
 use crate::sip::transaction::{ServerTxId, TransactionLayer, TuEvent};
@@ -326,7 +326,7 @@ impl Core {
         }
     }
 
-    pub(super) fn schedule(&mut self, after: Duration, timer: CoreTimer) {
-        self.timers.schedule(Instant::now() + after, timer);
+    pub(super) fn schedule(&mut self, after: Duration, timer: CoreTimer) -> TimerKey {
+        self.timers.schedule(Instant::now() + after, timer)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::b2bua::Midcall;
 use super::refusal::{best_response, relayable};
+use super::timers::TimerKey;
 use crate::sip::message::Message;
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 use crate::sip::transport::Flow;
@@ -100,6 +101,11 @@ pub struct AsLeg {
     /// The ACK sent for the 2xx (with the answer to a delayed offer),
     /// re-sent for each retransmission of that 2xx.
     pub ack: Option<bytes::Bytes>,
+    /// The inquiry's no-response and ring timers, cancelled once the AS
+    /// responds and answers: an answered call would otherwise keep its
+    /// ring timer (up to Timer C, 3 minutes) and the session id it holds.
+    pub silent_timer: Option<TimerKey>,
+    pub ring_timer: Option<TimerKey>,
     pub state: LegState,
     pub created_at: Timestamp,
     pub ended_at: Option<Timestamp>,

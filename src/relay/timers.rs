@@ -9,6 +9,10 @@ use ahash::HashMap;
 
 use tokio::time::Instant;
 
+/// Names a scheduled timer, to cancel it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerKey(u64);
+
 /// Timers ordered by deadline (then by scheduling order).
 pub struct TimerService<T> {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -27,11 +31,19 @@ impl<T> Default for TimerService<T> {
 }
 
 impl<T> TimerService<T> {
-    pub fn schedule(&mut self, at: Instant, timer: T) {
+    pub fn schedule(&mut self, at: Instant, timer: T) -> TimerKey {
         let seq = self.next;
         self.next += 1;
         self.heap.push(Reverse((at, seq)));
         self.entries.insert(seq, timer);
+        TimerKey(seq)
+    }
+
+    /// The timer will not fire. Its deadline stays in the heap (a few
+    /// bytes) until it comes due and is skipped; what the timer carries is
+    /// freed now.
+    pub fn cancel(&mut self, key: TimerKey) {
+        self.entries.remove(&key.0);
     }
 
     /// The earliest deadline, if any timer is pending.
@@ -86,6 +98,19 @@ mod tests {
         assert_eq!(t.pop_due(at_two), None);
         assert_eq!(t.len(), 1);
         assert_eq!(t.pop_due(start + Duration::from_secs(3)), Some("c"));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_timer_never_fires_and_the_others_still_do() {
+        let start = Instant::now();
+        let mut t = TimerService::default();
+        let a = t.schedule(start + Duration::from_secs(1), "a");
+        t.schedule(start + Duration::from_secs(2), "b");
+        t.cancel(a);
+        assert_eq!(t.len(), 1, "what the cancelled timer carried is freed");
+        assert_eq!(t.pop_due(start + Duration::from_secs(1)), None);
+        assert_eq!(t.pop_due(start + Duration::from_secs(2)), Some("b"));
         assert!(t.is_empty());
     }
 }

@@ -36,6 +36,7 @@ impl Core {
             return;
         };
         leg.responded = true;
+        settle_inquiry_timers(&mut self.timers, leg, code);
         if code < 200 && leg.cancel_wanted {
             // The CANCEL held back until now (RFC 3261 §9.1).
             self.cancel_leg(&id, index);

@@ -196,6 +196,7 @@ impl Core {
             return;
         };
         leg.responded = true;
+        settle_inquiry_timers(&mut self.timers, leg, code);
         if code < 200 && leg.cancel_wanted {
             self.cancel_leg(id, index);
             return;

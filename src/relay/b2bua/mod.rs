@@ -25,11 +25,13 @@ use super::legs::{self, Inquiry};
 use super::request_view::RequestContext;
 use super::session::{AsLeg, ClientLeg, LegState, Session, State};
 use super::table::Purpose;
+use super::timers::TimerService;
 use crate::sip::message::{parse_datagram, Limits, Message, Method, NameAddr};
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 use crate::sip::transport::Flow;
 use crate::store::sessions::SessionChange;
 use crate::store::{new_id, Timestamp};
+use outbound::settle_inquiry_timers;
 
 pub(super) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -126,6 +126,8 @@ impl Core {
             responded: false,
             cancel_wanted: false,
             ack: None,
+            silent_timer: None,
+            ring_timer: None,
             state: LegState::Calling,
             created_at: Timestamp::now(),
             ended_at: None,
@@ -139,20 +141,24 @@ impl Core {
         }
         self.event(id, "inquiry", Some(target));
         let session = id.to_string();
-        self.schedule(
+        let ring = self.schedule(
             ring,
             CoreTimer::Ring {
                 session: session.clone(),
                 leg: index,
             },
         );
-        self.schedule(
+        let silent = self.schedule(
             self.d.config.response_timeout,
             CoreTimer::Silent {
                 session,
                 leg: index,
             },
         );
+        if let Some(leg) = self.sessions.leg_mut(id, index) {
+            leg.ring_timer = Some(ring);
+            leg.silent_timer = Some(silent);
+        }
         true
     }
 
@@ -229,5 +235,22 @@ pub(super) fn with_user(as_uri: &str, user: Option<String>) -> String {
     match user {
         Some(u) => format!("{scheme}:{u}@{rest}"),
         None => format!("{scheme}:{rest}"),
+    }
+}
+
+/// Cancels the inquiry timers a response with `code` on `leg` makes moot:
+/// any response the no-response timer, a final one the ring timer too.
+pub(in crate::relay) fn settle_inquiry_timers(
+    timers: &mut TimerService<CoreTimer>,
+    leg: &mut AsLeg,
+    code: u16,
+) {
+    if let Some(key) = leg.silent_timer.take() {
+        timers.cancel(key);
+    }
+    if code >= 200 {
+        if let Some(key) = leg.ring_timer.take() {
+            timers.cancel(key);
+        }
     }
 }
