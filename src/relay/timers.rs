@@ -6,7 +6,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use ahash::HashMap;
-
 use tokio::time::Instant;
 
 /// Names a scheduled timer, to cancel it.

@@ -180,30 +180,17 @@ impl<'a> ResponseBuilder<'a> {
         const FIXED: usize = 64;
         out.reserve(FIXED + self.reason.len() + copied + tag + self.extra.len() + ct + body);
         push_status_line(out, self.code, self.reason);
-        for h in req.headers() {
-            match h.name {
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                    out.extend_from_slice(h.line);
-                    out.extend_from_slice(b"\r\n");
+        for h in req.headers().filter(|h| self.copies(h.name)) {
+            out.extend_from_slice(h.line);
+            if let (HeaderName::To, Some(tag)) = (h.name, self.to_tag) {
+                let needs =
+                    self.code > 100 && NameAddr::parse(h.value).is_ok_and(|n| n.tag().is_none());
+                if needs {
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(tag);
                 }
-                HeaderName::RecordRoute if self.record_route => {
-                    out.extend_from_slice(h.line);
-                    out.extend_from_slice(b"\r\n");
-                }
-                HeaderName::To => {
-                    out.extend_from_slice(h.line);
-                    if let Some(tag) = self.to_tag {
-                        let needs = self.code > 100
-                            && NameAddr::parse(h.value).is_ok_and(|n| n.tag().is_none());
-                        if needs {
-                            out.extend_from_slice(b";tag=");
-                            out.extend_from_slice(tag);
-                        }
-                    }
-                    out.extend_from_slice(b"\r\n");
-                }
-                _ => {}
             }
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(&self.extra);
         let body: &[u8] = match self.body {

@@ -5,14 +5,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
 
 // aHash, randomly keyed per table: keys come from the network (branches,
 // Call-IDs), so the hash must resist flooding, and SipHash (std's) was
 // 3 % of the CPU at 2,000 calls/s.
 use ahash::HashMap;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -284,7 +284,7 @@ mod tests {
         }
         assert_eq!(map.len(), 100);
         assert!(
-            map.capacity() <= SHRINK_MIN.max(400),
+            map.capacity() <= SHRINK_MIN,
             "capacity {} of {peak} kept for 100 entries",
             map.capacity()
         );
@@ -294,8 +294,11 @@ mod tests {
     #[test]
     fn a_small_table_is_left_alone() {
         let mut map: HashMap<u64, u64> = (0..SHRINK_MIN as u64 / 2).map(|i| (i, i)).collect();
-        let cap = map.capacity();
         map.retain(|k, _| *k < 3);
+        // Read after the removals: their tombstones lower `capacity()` by
+        // an amount that depends on the (randomly keyed) hashes.
+        let cap = map.capacity();
+        assert!(map.len() * 4 < cap, "mostly empty: only the size spares it");
         shrink_idle(&mut map);
         assert_eq!(map.capacity(), cap);
     }
