@@ -146,18 +146,29 @@ impl Core {
         mut shutdown: watch::Receiver<bool>,
     ) {
         self.probe_all();
+        // One timer entry, moved when the earliest deadline moves: a new
+        // `Sleep` per event would register and cancel a timer each time.
+        let sleep = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let wake = self.timers.next_deadline();
-            // Without a pending timer the sleep is disabled below; its
-            // deadline only has to be valid.
-            let sleep = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now));
+            if wake != armed {
+                if let Some(at) = wake {
+                    sleep.as_mut().reset(at);
+                }
+                armed = wake;
+            }
             tokio::select! {
                 e = events.recv() => match e {
                     Some(e) => self.on_event(e),
                     None => return,
                 },
                 Some(c) = commands.recv() => self.on_command(c),
-                () = sleep, if wake.is_some() => self.fire_due_timers(),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.fire_due_timers();
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -77,11 +77,7 @@ impl Engine {
             self.answer_error(&msg, &flow, e);
             return;
         }
-        let limits = &self.config.limits;
-        let msg = received::stamp(msg, flow.remote, |bytes| {
-            parse_datagram(Bytes::from(bytes), limits).ok()
-        });
-        let reply_flow = received::response_flow(&msg, &flow);
+        let (msg, reply_flow) = received::stamp(msg, &flow);
         match checks::check(&msg, &self.config.capabilities) {
             Verdict::Pass => self.layer.receive(Incoming {
                 message: msg,

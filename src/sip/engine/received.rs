@@ -8,15 +8,12 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::message::{Message, Rport};
+use crate::sip::message::{Message, Rport, Via};
 use crate::sip::transport::{Flow, Protocol};
 
-/// The request's bytes with `received` and `rport` set in the top Via
-/// from `source`, or `None` when RFC 3261 §18.2.1 and RFC 3581 §4 ask for
-/// no change. Only the top via-parm's bytes change: the rest of the line
-/// (`Via: a, b`) and of the message is copied as it is, in one buffer.
-pub fn stamped(msg: &Message, source: SocketAddr) -> Option<Vec<u8>> {
-    let via = msg.top_via().ok()?;
+/// The top via-parm rewritten with `received` and `rport` from `source`,
+/// or `None` when RFC 3261 §18.2.1 and RFC 3581 §4 ask for no change.
+fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<Vec<u8>> {
     let rport_requested = matches!(via.rport(), Some(Rport::Requested));
     let source_ip = canonical(source.ip());
     let sent_by_is_source = via.host().ip().map(canonical) == Some(source_ip);
@@ -25,14 +22,8 @@ pub fn stamped(msg: &Message, source: SocketAddr) -> Option<Vec<u8>> {
     if sent_by_is_source && !rport_requested {
         return None;
     }
-    let buf = msg.as_bytes();
     let raw = via.raw();
-    // The via-parm is a slice of the received buffer (folded lines are
-    // not unfolded into a copy); anything else is left unstamped.
-    let start = (raw.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
-    let end = start.checked_add(raw.len()).filter(|&e| e <= buf.len())?;
-    let mut out = Vec::with_capacity(buf.len() + 48);
-    out.extend_from_slice(&buf[..start]);
+    let mut out = Vec::with_capacity(raw.len() + 48);
     for (i, segment) in raw.split(|&b| b == b';').enumerate() {
         let name = segment
             .split(|&b| b == b'=')
@@ -53,21 +44,31 @@ pub fn stamped(msg: &Message, source: SocketAddr) -> Option<Vec<u8>> {
     if rport_requested {
         let _ = write!(out, ";rport={}", source.port());
     }
-    out.extend_from_slice(&buf[end..]);
     Some(out)
 }
 
-/// The request with its top Via stamped, re-parsed; the original when no
-/// stamp is needed or the stamped bytes do not parse.
-pub fn stamp(
-    msg: Message,
-    source: SocketAddr,
-    reparse: impl Fn(Vec<u8>) -> Option<Message>,
-) -> Message {
-    match stamped(&msg, source) {
-        Some(bytes) => reparse(bytes).unwrap_or(msg),
-        None => msg,
-    }
+/// The request with its top Via stamped from where it came (`flow`), and
+/// the flow its responses go on. Only the top via-parm's bytes change: the
+/// rest of the line (`Via: a, b`) and of the message is copied as it is,
+/// and the header index is shifted rather than parsed again. The request is
+/// returned as it was when no stamp is needed or the via-parm is not a
+/// plain slice of the received bytes (a folded line).
+pub fn stamp(msg: Message, flow: &Flow) -> (Message, Flow) {
+    let (stamped, reply) = match msg.top_via() {
+        Ok(via) => {
+            let reply = reply_flow(&via, flow);
+            let stamped = stamped_via(&via, flow.remote).and_then(|parm| {
+                let buf = msg.as_bytes();
+                let raw = via.raw();
+                let start = (raw.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+                let end = start.checked_add(raw.len()).filter(|&e| e <= buf.len())?;
+                msg.splice_value(start..end, &parm)
+            });
+            (stamped, reply)
+        }
+        Err(_) => (None, *flow),
+    };
+    (stamped.unwrap_or(msg), reply)
 }
 
 /// IPv4 peers of a dual-stack socket appear as `::ffff:a.b.c.d`.
@@ -77,13 +78,20 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The flow a response to `msg` (received on `flow`) is sent on.
 pub fn response_flow(msg: &Message, flow: &Flow) -> Flow {
+    match msg.top_via() {
+        Ok(via) => reply_flow(&via, flow),
+        Err(_) => *flow,
+    }
+}
+
+/// RFC 3261 §18.2.2 and RFC 3581 §4: where the responses to a request whose
+/// top Via is `via` go. Stamping does not change it (`rport` asked for
+/// means the source port either way).
+fn reply_flow(via: &Via<'_>, flow: &Flow) -> Flow {
     if flow.protocol == Protocol::Tcp {
         // §18.2.2: over the connection the request came on.
         return *flow;
     }
-    let Ok(via) = msg.top_via() else {
-        return *flow;
-    };
     let remote = match via.rport() {
         Some(Rport::Requested) | Some(Rport::Port(_)) => flow.remote,
         // §18.2.2: to the source address, at the port in sent-by (or 5060).
@@ -108,37 +116,46 @@ mod tests {
         String::from_utf8_lossy(m.top_via().expect("via").raw()).into_owned()
     }
 
+    fn from(src: &str) -> Flow {
+        Flow::udp("127.0.0.1:5060".parse().unwrap(), src.parse().unwrap())
+    }
+
     #[test]
     fn rport_and_received_are_filled_in() {
-        let src: SocketAddr = "203.0.113.7:40000".parse().unwrap();
-        let m = stamp(
+        let flow = from("203.0.113.7:40000");
+        let (m, reply) = stamp(
             msg("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx, SIP/2.0/UDP 10.0.0.2"),
-            src,
-            |b| Message::parse(&b).ok(),
+            &flow,
         );
         assert_eq!(
             top_via_of(&m),
             "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx;received=203.0.113.7;rport=40000"
         );
         assert_eq!(m.vias().count(), 2, "the second Via of the line is kept");
-        let f = response_flow(&m, &Flow::udp("127.0.0.1:5060".parse().unwrap(), src));
-        assert_eq!(f.remote, src, "rport: answer to the source port");
+        assert_eq!(
+            reply.remote, flow.remote,
+            "rport: answer to the source port"
+        );
+        assert_eq!(
+            response_flow(&m, &flow),
+            reply,
+            "the stamped Via says the same"
+        );
     }
 
     #[test]
     fn without_rport_answer_to_via_port_at_source_address() {
-        let src: SocketAddr = "203.0.113.7:40000".parse().unwrap();
-        let m = stamp(
+        let flow = from("203.0.113.7:40000");
+        let (m, reply) = stamp(
             msg("SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx"),
-            src,
-            |b| Message::parse(&b).ok(),
+            &flow,
         );
         assert_eq!(
             top_via_of(&m),
             "SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx;received=203.0.113.7"
         );
-        let f = response_flow(&m, &Flow::udp("127.0.0.1:5060".parse().unwrap(), src));
-        assert_eq!(f.remote, "203.0.113.7:5070".parse().unwrap());
+        assert_eq!(reply.remote, "203.0.113.7:5070".parse().unwrap());
+        assert_eq!(response_flow(&m, &flow), reply);
     }
 
     #[test]
@@ -148,20 +165,26 @@ mod tests {
                     Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKz\r\nFrom: <sip:a@b>;tag=1\r\n\
                     To: <sip:x@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
                     Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
-        let src: SocketAddr = "[::ffff:203.0.113.7]:40000".parse().unwrap();
         let m = Message::parse(text.as_bytes()).expect("parses");
-        let out = stamped(&m, src).expect("stamped");
+        let (out, _) = stamp(m, &from("[::ffff:203.0.113.7]:40000"));
         let expected = text.replacen(
             "10.0.0.1;rport;branch=z9hG4bKy",
             "10.0.0.1;branch=z9hG4bKy;received=203.0.113.7;rport=40000",
             1,
         );
-        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        assert_eq!(String::from_utf8_lossy(out.as_bytes()), expected);
+        // The shifted index finds what a fresh parse finds.
+        let again = Message::parse(out.as_bytes()).expect("parses");
+        assert_eq!(out.body(), again.body());
+        assert_eq!(out.cseq().ok(), again.cseq().ok());
+        assert_eq!(top_via_of(&out), top_via_of(&again));
     }
 
     #[test]
     fn nothing_changes_when_sent_by_is_the_source() {
-        let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        assert!(stamped(&msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx"), src).is_none());
+        let m = msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx");
+        let (out, reply) = stamp(m.clone(), &from("192.0.2.1:5060"));
+        assert_eq!(out.as_bytes(), m.as_bytes());
+        assert_eq!(reply.remote, "192.0.2.1:5060".parse().unwrap());
     }
 }

@@ -341,6 +341,48 @@ impl Message {
         self.content_length
     }
 
+    /// This message with the bytes at `at`, which lie inside one header
+    /// value, replaced by `with` (no line breaks). The index is shifted, not
+    /// rebuilt: every byte around the change is as before, so a re-parse
+    /// would find the same lines. `None` if `at` is not inside a value.
+    pub(crate) fn splice_value(&self, at: Range<usize>, with: &[u8]) -> Option<Message> {
+        if at.start > at.end || with.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return None;
+        }
+        let line = self
+            .headers
+            .iter()
+            .position(|e| e.value.start as usize <= at.start && at.end <= e.value.end as usize)?;
+        let grown = with.len() as i64 - at.len() as i64;
+        let new_len = u32::try_from(self.buf.len() as i64 + grown).ok()?;
+        let shift = |x: u32| (x as i64 + grown) as u32;
+        let mut buf = Vec::with_capacity(new_len as usize);
+        buf.extend_from_slice(&self.buf[..at.start]);
+        buf.extend_from_slice(with);
+        buf.extend_from_slice(&self.buf[at.end..]);
+        let mut headers = self.headers.clone();
+        headers[line].value.end = shift(headers[line].value.end);
+        for e in &mut headers[line + 1..] {
+            e.start = shift(e.start);
+            e.name_end = shift(e.name_end);
+            e.value = Span {
+                start: shift(e.value.start),
+                end: shift(e.value.end),
+            };
+        }
+        Some(Message {
+            buf: Bytes::from(buf),
+            start: self.start,
+            headers,
+            start_end: self.start_end,
+            body: Span {
+                start: shift(self.body.start),
+                end: shift(self.body.end),
+            },
+            content_length: self.content_length,
+        })
+    }
+
     /// True if enough of a request is present to answer it: it is a request
     /// and carries Via, From, To, Call-ID and CSeq lines (RFC 3261 §8.2.6.2
     /// copies them into the response). Typed validity is not checked: the
@@ -362,6 +404,39 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spliced_value_leaves_the_message_as_a_reparse_would_see_it() {
+        let text = "INVITE sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\r\n\
+                    From: <sip:a@b>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: c\r\n\
+                    CSeq: 1 INVITE\r\nContent-Length: 4\r\n\r\nv=0\n";
+        let m = Message::parse(text.as_bytes()).expect("parses");
+        let at = text.find("a;branch").expect("via-parm");
+        for with in ["longer.example.com;branch=z9hG4bK1;received=192.0.2.1", "s"] {
+            let spliced = m
+                .splice_value(at..at + 1, with.as_bytes())
+                .expect("inside a value");
+            let reparsed = Message::parse(spliced.as_bytes()).expect("still parses");
+            assert_eq!(spliced.header_count(), reparsed.header_count());
+            for (a, b) in spliced.headers().zip(reparsed.headers()) {
+                assert_eq!(
+                    (a.name, a.raw_name, a.value, a.line),
+                    (b.name, b.raw_name, b.value, b.line)
+                );
+            }
+            assert_eq!(spliced.body(), b"v=0\n");
+            assert_eq!(spliced.start_line(), reparsed.start_line());
+            assert_eq!(spliced.call_id().ok(), Some(&b"c"[..]));
+        }
+        assert!(
+            m.splice_value(0..3, b"BYE").is_none(),
+            "the start line is no header value"
+        );
+        assert!(
+            m.splice_value(at..at + 1, b"x\r\nEvil: 1").is_none(),
+            "no new lines"
+        );
+    }
 
     #[test]
     fn unfold_values() {

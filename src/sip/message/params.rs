@@ -54,6 +54,21 @@ impl<'a> Params<'a> {
         Ok(Params { raw, mode })
     }
 
+    /// [`Params::parse`] that also hands each parameter to `check` as it
+    /// is found, so a header with typed parameters is walked once.
+    pub(crate) fn parse_checked(
+        raw: &'a [u8],
+        mode: Mode,
+        mut check: impl FnMut(Param<'a>) -> Result<(), ()>,
+    ) -> Result<Params<'a>, ()> {
+        let mut i = 0;
+        while let Some((p, next)) = next_param(raw, i, mode)? {
+            check(p)?;
+            i = next;
+        }
+        Ok(Params { raw, mode })
+    }
+
     /// The raw text, starting with `;` (or empty).
     pub fn raw(&self) -> &'a [u8] {
         self.raw

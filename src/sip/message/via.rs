@@ -84,7 +84,29 @@ impl<'a> Via<'a> {
         } else {
             i = he;
         }
-        let params = Params::parse(&s[i..], Mode::Header).map_err(|_| BAD)?;
+        // Typed checks of the parameters the transport layer relies on,
+        // made while the list is walked.
+        let params = Params::parse_checked(&s[i..], Mode::Header, |p| {
+            let name = p.name;
+            let needs_value = [&b"branch"[..], b"received", b"maddr", b"ttl"]
+                .iter()
+                .any(|n| scan::eq_ic(name, n));
+            if needs_value && p.value.is_none() {
+                return Err(());
+            }
+            if scan::eq_ic(name, b"ttl")
+                && p.value.and_then(scan::parse_u64).is_none_or(|t| t > 255)
+            {
+                return Err(());
+            }
+            if scan::eq_ic(name, b"rport") {
+                if let Some(v) = p.value {
+                    parse_port(v).map_err(|_| ())?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|_| BAD)?;
         let via = Via {
             raw: s,
             protocol,
@@ -94,26 +116,6 @@ impl<'a> Via<'a> {
             port,
             params,
         };
-        // Typed checks of the parameters the transport layer relies on.
-        for p in params.iter() {
-            let name = p.name;
-            let needs_value = [&b"branch"[..], b"received", b"maddr", b"ttl"]
-                .iter()
-                .any(|n| scan::eq_ic(name, n));
-            if needs_value && p.value.is_none() {
-                return Err(BAD);
-            }
-            if scan::eq_ic(name, b"ttl")
-                && p.value.and_then(scan::parse_u64).is_none_or(|t| t > 255)
-            {
-                return Err(BAD);
-            }
-            if scan::eq_ic(name, b"rport") {
-                if let Some(v) = p.value {
-                    parse_port(v).map_err(|_| BAD)?;
-                }
-            }
-        }
         Ok(via)
     }
 
