@@ -59,7 +59,7 @@ impl<'a> Host<'a> {
             });
         }
         if raw.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
-            let ip = parse_ip::<Ipv4Addr>(raw)?;
+            let ip = parse_ipv4(raw)?;
             return Ok(Host {
                 raw,
                 kind: HostKind::Ipv4(ip),
@@ -113,6 +113,33 @@ pub(crate) fn parse_ip<T: std::str::FromStr>(s: &[u8]) -> Result<T, ()> {
         .map_err(|_| ())?
         .parse()
         .map_err(|_| ())
+}
+
+/// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT` (RFC
+/// 3261 §25.1), each at most 255 and, as `std` parses them, without leading
+/// zeros. Hand-written because a host is parsed dozens of times per call and
+/// `std` only parses `str` (a UTF-8 check first) through a general parser.
+pub(crate) fn parse_ipv4(s: &[u8]) -> Result<Ipv4Addr, ()> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next().ok_or(())?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return Err(());
+        }
+        let mut value = 0u16;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return Err(());
+            }
+            value = value * 10 + u16::from(b - b'0');
+        }
+        *octet = u8::try_from(value).map_err(|_| ())?;
+    }
+    if parts.next().is_some() {
+        return Err(());
+    }
+    Ok(Ipv4Addr::from(octets))
 }
 
 /// `port = 1*DIGIT`, bounded to u16 (never wraps).
@@ -434,5 +461,33 @@ mod tests {
     fn unescape_malformed_kept() {
         assert_eq!(&*unescape(b"a%4"), b"a%4");
         assert_eq!(&*unescape(b"%41%zz%"), b"A%zz%");
+    }
+
+    #[test]
+    fn ipv4_literals_parse_as_std_parses_them() {
+        for text in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.10",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1234.1.1.1",
+            "",
+            "1.2.3.4a",
+            "00.1.1.1",
+            "10.0.0.010",
+        ] {
+            assert_eq!(
+                parse_ipv4(text.as_bytes()).ok(),
+                text.parse::<Ipv4Addr>().ok(),
+                "{text:?}"
+            );
+        }
     }
 }

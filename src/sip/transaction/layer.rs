@@ -134,9 +134,7 @@ impl TransactionLayer {
             Some(Method::Ack) => return Err(RequestError::Ack),
             Some(_) => {}
         }
-        if ClientKey::of(&request).is_none() {
-            return Err(RequestError::Unmatchable);
-        }
+        let key = Box::new(ClientKey::of(&request).ok_or(RequestError::Unmatchable)?);
         let call_id = request.call_id().map_err(|_| RequestError::Unmatchable)?;
         let n = self.inner.shards.len() as u64;
         let index = self.shard_of(call_id);
@@ -144,7 +142,12 @@ impl TransactionLayer {
         let tx = ClientTxId(seq * n + index as u64);
         self.inner.shards[index]
             .cmd
-            .send(Command::Request { tx, request, flow })
+            .send(Command::Request {
+                tx,
+                request,
+                flow,
+                key,
+            })
             .map_err(|_| RequestError::Stopped)?;
         Ok(tx)
     }

@@ -51,6 +51,9 @@ pub(crate) enum Command {
         tx: ClientTxId,
         request: Message,
         flow: Flow,
+        /// Computed by the handle, which had to check it exists anyway
+        /// (boxed: the other commands are a fraction of its size).
+        key: Box<ClientKey>,
     },
 }
 
@@ -249,7 +252,12 @@ impl Shard {
                 let actions = t.machine.handle(ServerEvent::Respond { status, response });
                 self.apply_server(tx.0, flow, actions, None);
             }
-            Command::Request { tx, request, flow } => self.start_client(tx, request, flow),
+            Command::Request {
+                tx,
+                request,
+                flow,
+                key,
+            } => self.start_client(tx, request, flow, *key),
         }
     }
 

@@ -10,12 +10,13 @@ use crate::sip::transaction::{ClientTxId, TuEvent};
 use crate::sip::transport::Flow;
 
 impl Shard {
-    pub(super) fn start_client(&mut self, tx: ClientTxId, request: Message, flow: Flow) {
-        let Some(key) = ClientKey::of(&request) else {
-            // The handle checked this; keep the TU informed regardless.
-            self.pending.push(TuEvent::TransportError { tx });
-            return;
-        };
+    pub(super) fn start_client(
+        &mut self,
+        tx: ClientTxId,
+        request: Message,
+        flow: Flow,
+        key: ClientKey,
+    ) {
         if self.client_keys.contains_key(&key) {
             // A reused branch would make responses ambiguous (§17.1.3).
             tracing::warn!(?tx, "client transaction with a branch already in use");
