@@ -77,7 +77,7 @@ impl Engine {
             self.answer_error(&msg, &flow, e);
             return;
         }
-        let (msg, reply_flow) = received::stamp(msg, &flow);
+        let (msg, reply_flow) = received::stamp(msg, &flow, &self.config.limits);
         match checks::check(&msg, &self.config.capabilities) {
             Verdict::Pass => self.layer.receive(Incoming {
                 message: msg,

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::message::{Message, Rport, Via};
+use crate::sip::message::{unfold, Limits, Message, Rport, Via};
 use crate::sip::transport::{Flow, Protocol};
 
 /// The top via-parm rewritten with `received` and `rport` from `source`,
@@ -22,7 +22,9 @@ fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<Vec<u8>> {
     if sent_by_is_source && !rport_requested {
         return None;
     }
-    let raw = via.raw();
+    // A folded via-parm is written unfolded: the splice must not break
+    // lines, and a fold is one SP (RFC 3261 §7.3.1).
+    let raw = unfold(via.raw());
     let mut out = Vec::with_capacity(raw.len() + 48);
     for (i, segment) in raw.split(|&b| b == b';').enumerate() {
         let name = segment
@@ -51,20 +53,25 @@ fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<Vec<u8>> {
 /// the flow its responses go on. Only the top via-parm's bytes change: the
 /// rest of the line (`Via: a, b`) and of the message is copied as it is,
 /// and the header index is shifted rather than parsed again. The request is
-/// returned as it was when no stamp is needed or the via-parm is not a
-/// plain slice of the received bytes (a folded line).
-pub fn stamp(msg: Message, flow: &Flow) -> (Message, Flow) {
+/// returned as it was when no stamp is needed, or when the stamped request
+/// would exceed `limits` (as a re-parse would have refused it).
+pub fn stamp(msg: Message, flow: &Flow, limits: &Limits) -> (Message, Flow) {
     let (stamped, reply) = match msg.top_via() {
         Ok(via) => {
-            let reply = reply_flow(&via, flow);
             let stamped = stamped_via(&via, flow.remote).and_then(|parm| {
                 let buf = msg.as_bytes();
                 let raw = via.raw();
                 let start = (raw.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
-                let end = start.checked_add(raw.len()).filter(|&e| e <= buf.len())?;
-                msg.splice_value(start..end, &parm)
+                let end = start.checked_add(raw.len())?;
+                msg.splice_value(start..end, &parm, limits)
             });
-            (stamped, reply)
+            // What the forwarded Via says: a stamp writes `rport` only
+            // where it was asked for and drops any other (see stamped_via).
+            let rport = match stamped {
+                Some(_) => via.rport().filter(|r| *r == Rport::Requested),
+                None => via.rport(),
+            };
+            (stamped, reply_flow(rport, via.port(), flow))
         }
         Err(_) => (None, *flow),
     };
@@ -79,23 +86,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The flow a response to `msg` (received on `flow`) is sent on.
 pub fn response_flow(msg: &Message, flow: &Flow) -> Flow {
     match msg.top_via() {
-        Ok(via) => reply_flow(&via, flow),
+        Ok(via) => reply_flow(via.rport(), via.port(), flow),
         Err(_) => *flow,
     }
 }
 
-/// RFC 3261 §18.2.2 and RFC 3581 §4: where the responses to a request whose
-/// top Via is `via` go. Stamping does not change it (`rport` asked for
-/// means the source port either way).
-fn reply_flow(via: &Via<'_>, flow: &Flow) -> Flow {
+/// RFC 3261 §18.2.2 and RFC 3581 §4: where the responses to a request go,
+/// from its top Via's `rport` and sent-by port.
+fn reply_flow(rport: Option<Rport>, sent_by_port: Option<u16>, flow: &Flow) -> Flow {
     if flow.protocol == Protocol::Tcp {
         // §18.2.2: over the connection the request came on.
         return *flow;
     }
-    let remote = match via.rport() {
+    let remote = match rport {
         Some(Rport::Requested) | Some(Rport::Port(_)) => flow.remote,
         // §18.2.2: to the source address, at the port in sent-by (or 5060).
-        None => SocketAddr::new(flow.remote.ip(), via.port().unwrap_or(5060)),
+        None => SocketAddr::new(flow.remote.ip(), sent_by_port.unwrap_or(5060)),
     };
     Flow { remote, ..*flow }
 }
@@ -126,6 +132,7 @@ mod tests {
         let (m, reply) = stamp(
             msg("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx, SIP/2.0/UDP 10.0.0.2"),
             &flow,
+            &Limits::default(),
         );
         assert_eq!(
             top_via_of(&m),
@@ -149,6 +156,7 @@ mod tests {
         let (m, reply) = stamp(
             msg("SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx"),
             &flow,
+            &Limits::default(),
         );
         assert_eq!(
             top_via_of(&m),
@@ -166,7 +174,7 @@ mod tests {
                     To: <sip:x@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
                     Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
         let m = Message::parse(text.as_bytes()).expect("parses");
-        let (out, _) = stamp(m, &from("[::ffff:203.0.113.7]:40000"));
+        let (out, _) = stamp(m, &from("[::ffff:203.0.113.7]:40000"), &Limits::default());
         let expected = text.replacen(
             "10.0.0.1;rport;branch=z9hG4bKy",
             "10.0.0.1;branch=z9hG4bKy;received=203.0.113.7;rport=40000",
@@ -183,8 +191,53 @@ mod tests {
     #[test]
     fn nothing_changes_when_sent_by_is_the_source() {
         let m = msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx");
-        let (out, reply) = stamp(m.clone(), &from("192.0.2.1:5060"));
+        let (out, reply) = stamp(m.clone(), &from("192.0.2.1:5060"), &Limits::default());
         assert_eq!(out.as_bytes(), m.as_bytes());
         assert_eq!(reply.remote, "192.0.2.1:5060".parse().unwrap());
+    }
+
+    #[test]
+    fn a_folded_via_is_stamped_unfolded() {
+        // RFC 4475 wsinv folds the Via; §18.2.1 still asks for `received`.
+        let text = "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=z9hG4bK390\r\n\
+                    From: <sip:a@b>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: c\r\n\
+                    CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(text.as_bytes()).expect("parses");
+        let (out, _) = stamp(m, &from("203.0.113.7:40000"), &Limits::default());
+        assert_eq!(
+            top_via_of(&out),
+            "SIP  /   2.0 /UDP 192.0.2.2;branch=z9hG4bK390;received=203.0.113.7"
+        );
+        Message::parse(out.as_bytes()).expect("still parses");
+    }
+
+    #[test]
+    fn a_request_that_a_stamp_would_push_over_the_limit_goes_on_unstamped() {
+        let m = msg("SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx");
+        let limits = Limits {
+            max_message_size: m.as_bytes().len() + 10,
+            ..Limits::default()
+        };
+        let (out, reply) = stamp(m.clone(), &from("203.0.113.7:40000"), &limits);
+        assert_eq!(out.as_bytes(), m.as_bytes());
+        assert_eq!(reply.remote, "203.0.113.7:5070".parse().unwrap());
+    }
+
+    #[test]
+    fn a_client_sent_rport_value_is_dropped_and_answers_follow_the_forwarded_via() {
+        // A client has no business setting rport's value (RFC 3581 §3): the
+        // stamp drops it, and the responses go where the forwarded Via says.
+        let flow = from("203.0.113.7:40000");
+        let (m, reply) = stamp(
+            msg("SIP/2.0/UDP client.example.com:5070;rport=1234;branch=z9hG4bKx"),
+            &flow,
+            &Limits::default(),
+        );
+        assert_eq!(
+            top_via_of(&m),
+            "SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx;received=203.0.113.7"
+        );
+        assert_eq!(reply.remote, "203.0.113.7:5070".parse().unwrap());
+        assert_eq!(response_flow(&m, &flow), reply);
     }
 }
