@@ -2,13 +2,14 @@
 //! Call-ID, tags, CSeq space and Via; nothing of one side's Via, Contact or
 //! Record-Route is copied to the other (topology hiding).
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 
 use super::session::{AsLeg, ClientLeg};
 use crate::sip::message::{BuildError, HeaderName, Message, MessageBuilder, Method};
-use crate::sip::transaction::new_branch;
+use crate::sip::transaction::{push_branch, push_hex};
 use crate::sip::transport::Flow;
 
 /// Our address as the other side should see it.
@@ -19,12 +20,15 @@ pub struct Local {
 
 impl Local {
     pub fn via(&self, flow: &Flow) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={};rport",
-            flow.protocol.via_token(),
-            host_port(self.addr),
-            new_branch()
-        )
+        let mut via = String::with_capacity(96);
+        via.push_str("SIP/2.0/");
+        via.push_str(flow.protocol.via_token());
+        via.push(' ');
+        push_host_port(&mut via, self.addr);
+        via.push_str(";branch=");
+        push_branch(&mut via);
+        via.push_str(";rport");
+        via
     }
 
     pub fn contact(&self, flow: &Flow) -> String {
@@ -32,23 +36,36 @@ impl Local {
             crate::sip::transport::Protocol::Tcp => ";transport=tcp",
             crate::sip::transport::Protocol::Udp => "",
         };
-        format!("<sip:switchboard@{}{transport}>", host_port(self.addr))
+        let mut contact = String::with_capacity(80);
+        contact.push_str("<sip:switchboard@");
+        push_host_port(&mut contact, self.addr);
+        contact.push_str(transport);
+        contact.push('>');
+        contact
     }
 }
 
-fn host_port(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+/// `host:port`, IPv6 bracketed (RFC 3261 §25.1).
+fn push_host_port(out: &mut String, addr: SocketAddr) {
+    // Writing into a String cannot fail.
+    let _ = match addr {
+        SocketAddr::V4(a) => write!(out, "{a}"),
+        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
+    };
 }
 
 pub fn random_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    let mut tag = String::with_capacity(16);
+    push_hex(&mut tag, u128::from(rand::random::<u64>()), 16);
+    tag
 }
 
 pub fn new_call_id(local: &Local) -> String {
-    format!("{:032x}@{}", rand::random::<u128>(), local.addr.ip())
+    let mut call_id = String::with_capacity(80);
+    push_hex(&mut call_id, rand::random::<u128>(), 32);
+    // Writing into a String cannot fail.
+    let _ = write!(call_id, "@{}", local.addr.ip());
+    call_id
 }
 
 /// What goes into the inquiry besides the client's offer.
@@ -343,14 +360,13 @@ pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildErro
     let b = MessageBuilder::request(Method::Options, uri)?
         .header("Via", local.via(flow))?
         .header("Max-Forwards", "70")?
-        .header(
-            "From",
-            format!(
-                "<sip:switchboard@{}>;tag={}",
-                host_port(local.addr),
-                random_tag()
-            ),
-        )?
+        .header("From", {
+            let mut from = String::from("<sip:switchboard@");
+            push_host_port(&mut from, local.addr);
+            from.push_str(">;tag=");
+            from.push_str(&random_tag());
+            from
+        })?
         .header("To", format!("<{uri}>"))?
         .header("Call-ID", new_call_id(local))?
         .header("CSeq", "1 OPTIONS")?

@@ -116,10 +116,57 @@ impl Default for LayerConfig {
 /// A fresh RFC 3261 branch (§8.1.1.7): the magic cookie plus 128 random
 /// bits, unique in space and time.
 pub fn new_branch() -> String {
-    format!("z9hG4bK{:032x}", rand::random::<u128>())
+    let mut branch = String::with_capacity(39);
+    push_branch(&mut branch);
+    branch
+}
+
+/// [`new_branch`] written at the end of `out`.
+pub fn push_branch(out: &mut String) {
+    out.push_str("z9hG4bK");
+    push_hex(out, rand::random::<u128>(), 32);
 }
 
 /// A random To tag for the layer's own answers (§19.3).
 pub(crate) fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    let mut tag = String::with_capacity(16);
+    push_hex(&mut tag, u128::from(rand::random::<u64>()), 16);
+    tag
+}
+
+/// The low `digits` hex digits of `value`, lowercase, zero-padded. By hand:
+/// `format!("{:032x}")` cost more than drawing the random number, and ids
+/// are made several times per call.
+pub fn push_hex(out: &mut String, value: u128, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits.min(32)).rev() {
+        out.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_ids_read_as_format_writes_them() {
+        for v in [
+            0u128,
+            1,
+            0xabc,
+            u128::from(u64::MAX),
+            u128::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            let mut out = String::new();
+            push_hex(&mut out, v, 32);
+            assert_eq!(out, format!("{v:032x}"));
+            let mut low = String::new();
+            push_hex(&mut low, v, 16);
+            assert_eq!(low, format!("{:016x}", v as u64));
+        }
+        let b = new_branch();
+        assert!(b.starts_with("z9hG4bK") && b.len() == 39, "{b}");
+        assert_ne!(b, new_branch(), "random");
+    }
 }
