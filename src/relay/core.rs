@@ -297,7 +297,7 @@ impl Core {
         reason: &str,
         headers: &[(&'static str, String)],
     ) {
-        let tag = super::legs::random_tag();
+        let tag = crate::sip::transaction::new_tag();
         let built = msg.reply(code, reason).and_then(|b| {
             let mut b = b.to_tag(&tag).header("Server", &self.d.product)?;
             for (name, value) in headers {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::session::{AsLeg, ClientLeg};
 use crate::sip::message::{BuildError, HeaderName, Message, MessageBuilder, Method};
-use crate::sip::transaction::{push_branch, push_hex};
+use crate::sip::transaction::{new_tag, push_branch, push_hex};
 use crate::sip::transport::Flow;
 
 /// Our address as the other side should see it.
@@ -37,11 +37,17 @@ impl Local {
             crate::sip::transport::Protocol::Udp => "",
         };
         let mut contact = String::with_capacity(80);
-        contact.push_str("<sip:switchboard@");
-        push_host_port(&mut contact, self.addr);
+        contact.push('<');
+        self.push_uri(&mut contact);
         contact.push_str(transport);
         contact.push('>');
         contact
+    }
+
+    /// `sip:switchboard@host:port`, our URI as this side sees it.
+    fn push_uri(&self, out: &mut String) {
+        out.push_str("sip:switchboard@");
+        push_host_port(out, self.addr);
     }
 }
 
@@ -52,12 +58,6 @@ fn push_host_port(out: &mut String, addr: SocketAddr) {
         SocketAddr::V4(a) => write!(out, "{a}"),
         SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
     };
-}
-
-pub fn random_tag() -> String {
-    let mut tag = String::with_capacity(16);
-    push_hex(&mut tag, u128::from(rand::random::<u64>()), 16);
-    tag
 }
 
 pub fn new_call_id(local: &Local) -> String {
@@ -361,10 +361,10 @@ pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildErro
         .header("Via", local.via(flow))?
         .header("Max-Forwards", "70")?
         .header("From", {
-            let mut from = String::from("<sip:switchboard@");
-            push_host_port(&mut from, local.addr);
+            let mut from = String::from("<");
+            local.push_uri(&mut from);
             from.push_str(">;tag=");
-            from.push_str(&random_tag());
+            from.push_str(&new_tag());
             from
         })?
         .header("To", format!("<{uri}>"))?

@@ -69,7 +69,7 @@ impl Core {
             return false;
         };
         let call_id = legs::new_call_id(&local);
-        let local_tag = legs::random_tag();
+        let local_tag = crate::sip::transaction::new_tag();
         let inv = &session.client_leg.invite;
         let max_forwards = inv
             .max_forwards()

@@ -382,14 +382,12 @@ impl Message {
             return None;
         }
         let grown = with.len() as i64 - at.len() as i64;
+        let new_len = self.buf.len() as i64 + grown;
         let line_len = (entry.value.end - entry.start) as i64 + grown;
-        if self.buf.len() as i64 + grown > limits.max_message_size as i64
-            || line_len > limits.max_line_length as i64
-        {
+        if new_len > limits.max_message_size as i64 || line_len > limits.max_line_length as i64 {
             return None;
         }
-        let grown = with.len() as i64 - at.len() as i64;
-        let new_len = u32::try_from(self.buf.len() as i64 + grown).ok()?;
+        // Limits are far below u32::MAX, so every shifted position fits.
         let shift = |x: u32| (x as i64 + grown) as u32;
         let mut buf = Vec::with_capacity(new_len as usize);
         buf.extend_from_slice(&self.buf[..at.start]);

@@ -47,11 +47,7 @@ pub struct Params<'a> {
 impl<'a> Params<'a> {
     /// Validates `raw` as a complete list of the given grammar.
     pub(crate) fn parse(raw: &'a [u8], mode: Mode) -> Result<Params<'a>, ()> {
-        let mut i = 0;
-        while let Some((_, next)) = next_param(raw, i, mode)? {
-            i = next;
-        }
-        Ok(Params { raw, mode })
+        Self::parse_checked(raw, mode, |_| Ok(()))
     }
 
     /// [`Params::parse`] that also hands each parameter to `check` as it

@@ -127,8 +127,9 @@ pub fn push_branch(out: &mut String) {
     push_hex(out, rand::random::<u128>(), 32);
 }
 
-/// A random To tag for the layer's own answers (§19.3).
-pub(crate) fn new_tag() -> String {
+/// A random tag (RFC 3261 §19.3: 64 random bits), for the layer's own
+/// answers and the relay's legs.
+pub fn new_tag() -> String {
     let mut tag = String::with_capacity(16);
     push_hex(&mut tag, u128::from(rand::random::<u64>()), 16);
     tag
