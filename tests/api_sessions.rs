@@ -164,9 +164,19 @@ async fn seed(app: &TestApp) {
         .iter()
         .map(|s| SessionChange::Session(Box::new(record(s))))
         .collect();
-    // The AS leg is sent first but created later: legs come in creation order.
-    changes.push(SessionChange::Leg(Box::new(leg("s1", "as", 20))));
-    changes.push(SessionChange::Leg(Box::new(leg("s1", "client", 0))));
+    // The AS leg is sent first but created later: legs come in creation
+    // order. It ended before the session; the client leg ended with it, so
+    // its row has no end of its own (the relay does not write it again).
+    let mut hung_up = leg("s1", "as", 20);
+    hung_up.ended_at = Some(at(1, 0));
+    changes.push(SessionChange::Leg(Box::new(hung_up)));
+    let mut client = leg("s1", "client", 0);
+    client.ended_at = None;
+    changes.push(SessionChange::Leg(Box::new(client)));
+    // A live session's open leg stays open.
+    let mut live = leg("s4", "client", 0);
+    live.ended_at = None;
+    changes.push(SessionChange::Leg(Box::new(live)));
     // Events in the order they happened, two at the same instant.
     changes.push(event("s1", 0, "created", None));
     changes.push(event("s1", 20, "inquiring", Some("as1")));
@@ -393,11 +403,18 @@ async fn detail_with_legs_and_events(engine: Engine) {
             "remote_uri": "sip:client@192.0.2.1:5060",
             "created_at": "2026-01-01T10:00:00.000Z",
             "ended_at": "2026-01-01T10:01:00.500Z"
-        })
+        }),
+        "a leg open when its session ended ended with it"
     );
     assert_eq!(legs[1]["kind"], "as");
     assert_eq!(legs[1]["app_server_id"], "as1");
     assert_eq!(legs[1]["created_at"], "2026-01-01T10:00:00.020Z");
+    assert_eq!(
+        legs[1]["ended_at"], "2026-01-01T10:01:00.000Z",
+        "a leg that ended before its session keeps its own end"
+    );
+    let (_, live) = app.admin(Method::GET, "/v1/sessions/s4", None).await;
+    assert_eq!(live["legs"][0]["ended_at"], Value::Null, "{live}");
 
     let events = body["events"].as_array().expect("events");
     let kinds: Vec<&str> = events

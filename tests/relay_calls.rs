@@ -114,6 +114,21 @@ fn event_kinds(detail: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Every leg and the last segment of an ended session end when the
+/// session does (both hang-ups end the two dialogs at once).
+fn assert_legs_ended_with_session(detail: &Value) {
+    let ended = &detail["ended_at"];
+    assert!(ended.is_string(), "{detail}");
+    let legs = detail["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2, "{detail}");
+    for leg in legs {
+        assert_eq!(&leg["ended_at"], ended, "leg {leg}");
+    }
+    let segments = detail["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 1, "{detail}");
+    assert_eq!(&segments[0]["ended_at"], ended, "{detail}");
+}
+
 /// The AS side of an answered call: checks the inquiry, rings, answers.
 async fn answer(as_ua: &mut SipUa, client_sdp: &str, client: &SipUa) -> (Incoming, String) {
     let invite = as_ua.accept_request().await;
@@ -226,6 +241,7 @@ async fn call_answered_and_hung_up_by_the_client(engine: Engine) {
         .map(|l| l["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["client", "as"]);
+    assert_legs_ended_with_session(&detail);
     assert_ne!(
         detail["client_call_id"], detail["as_call_id"],
         "each leg has its own Call-ID"
@@ -265,6 +281,7 @@ async fn bye_from_the_app_server(engine: Engine) {
     assert_eq!(as_ua.recv_final(&bye).await.status(), Some(200));
     let detail = session_in(&w.app, &w.client_id, "ended").await;
     assert_eq!(detail["end_reason"], "as_bye");
+    assert_legs_ended_with_session(&detail);
 }
 
 async fn failover_to_the_next_app_server(engine: Engine) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::relay::{app_server, establish, header, next_request, world};
+use common::relay::{app_server, establish, header, next_request, session_in, world};
 use common::sip_ua::{Incoming, SipUa};
 use common::{Engine, DOMAIN};
 use reqwest::Method;
@@ -16,6 +16,7 @@ both_engines!(
     end_to_end_headers_cross_and_hop_headers_do_not,
     display_names_are_escaped,
     options_advertise_only_what_is_implemented,
+    a_client_target_refresh_is_followed_and_published,
 );
 
 fn routes(m: &Incoming) -> Vec<String> {
@@ -150,4 +151,34 @@ async fn options_advertise_only_what_is_implemented(engine: Engine) {
     let resp = ua.transact(&options).await;
     assert_eq!(resp.status(), Some(200));
     assert_eq!(header(&resp, "Supported"), "timer, replaces");
+}
+
+/// An UPDATE with a new Contact refreshes the client's remote target (RFC
+/// 3261 §12.2.2, RFC 3311 §5.2): the next request towards the client goes
+/// there, and the session's client leg shows it once the session ended.
+async fn a_client_target_refresh_is_followed_and_published(engine: Engine) {
+    let mut as_ua = app_server().await;
+    let Some(w) = world(engine, &[&as_ua]).await else {
+        return;
+    };
+    let mut call = establish(&w, &mut as_ua, |r| r, &[]).await;
+    let moved = format!("{};moved", call.client.contact_uri());
+    let mut update = call.client.in_dialog(&call.client_dialog, "UPDATE");
+    update.contact = Some(format!("<{moved}>"));
+    // Without an offer it changes nothing the app server must hear of:
+    // the relay answers it itself.
+    assert_eq!(call.client.transact(&update).await.status(), Some(200));
+
+    let bye = as_ua.in_dialog(&call.as_dialog, "BYE");
+    as_ua.send(&bye).await;
+    let at_client = next_request(&mut call.client, "BYE").await;
+    assert_eq!(request_uri(&at_client), moved, "the refreshed target");
+    call.client.respond(&at_client, 200, "OK", &[], None).await;
+    assert_eq!(as_ua.recv_final(&bye).await.status(), Some(200));
+
+    let detail = session_in(&w.app, &w.client_id, "ended").await;
+    let client_leg = &detail["legs"][0];
+    assert_eq!(client_leg["kind"], "client", "{detail}");
+    assert_eq!(client_leg["remote_uri"], moved.as_str(), "{detail}");
+    assert_eq!(client_leg["ended_at"], detail["ended_at"], "{detail}");
 }

@@ -3,7 +3,7 @@
 //! configuration changes and swapped in whole, so the SIP path reads a
 //! consistent snapshot and never waits on the database.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -101,7 +101,7 @@ impl Catalog {
             .into_iter()
             .map(|a| (a.id.clone(), a))
             .collect();
-        let mut targets = HashMap::new();
+        let mut targets = HashMap::default();
         for a in app_servers.values() {
             match target::resolve(&a.uri).await {
                 Some(t) => {

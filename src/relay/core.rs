@@ -3,7 +3,7 @@
 //! timers deliver. It never waits on the database: what it learns is
 //! queued for the publishers.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +134,7 @@ impl Core {
             prober: super::health::Prober::default(),
             timers: TimerService::default(),
             fanouts: Default::default(),
-            local_ips: HashMap::new(),
+            local_ips: HashMap::default(),
         }
     }
 

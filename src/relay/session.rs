@@ -1,7 +1,7 @@
 //! A session as the relay holds it: the client leg (we are UAS), its AS
 //! legs (we are UAC), and what is published about it.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::sync::Arc;
 
 use super::b2bua::Midcall;
@@ -61,7 +61,12 @@ pub struct ClientLeg {
     /// Our tag (To tag of our responses).
     pub local_tag: String,
     /// The client's Contact URI: the target of our in-dialog requests.
+    /// Changed only by [`ClientLeg::retarget`].
     pub remote_target: String,
+    /// Whether `remote_target` changed since the leg was published: then
+    /// the session's end writes the leg again, else the end is the
+    /// session's alone (see [`crate::store::sessions::LegRecord::ended_at`]).
+    pub retargeted: bool,
     /// Route headers of our in-dialog requests: the INVITE's Record-Route
     /// values in order (RFC 3261 §12.1.1).
     pub route_set: Vec<String>,
@@ -70,6 +75,17 @@ pub struct ClientLeg {
     /// The 2xx we relayed (status and bytes), re-sent as it was while the
     /// client has not ACKed.
     pub final_response: Option<(u16, bytes::Bytes)>,
+}
+
+impl ClientLeg {
+    /// A target refresh (RFC 3261 §12.2): in-dialog requests to the
+    /// client now go to `target`.
+    pub fn retarget(&mut self, target: String) {
+        if target != self.remote_target {
+            self.remote_target = target;
+            self.retargeted = true;
+        }
+    }
 }
 
 /// One outbound dialog (Switchboard is the UAC): an inquiry of an app

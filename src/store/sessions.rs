@@ -1,6 +1,9 @@
 //! Sessions as the relay publishes them: one row per session (rewritten as
 //! its state changes), its legs, and an append-only trail of events.
 
+use std::collections::hash_map::Entry;
+
+use ahash::HashMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -54,6 +57,11 @@ pub struct LegRecord {
     pub remote_tag: Option<String>,
     pub remote_uri: Option<String>,
     pub created_at: Timestamp,
+    // The relay does not write a leg again when it ends with its session
+    // (three rows fewer per call, with the segment); reads fill in the
+    // session's end for it (`Store::session_legs`).
+    /// When the leg's dialog ended; a leg still open when its session ended
+    /// ended with it.
     pub ended_at: Option<Timestamp>,
 }
 
@@ -83,6 +91,8 @@ pub struct SegmentRecord {
     /// When this app server's part began (the client's ACK, or the moment
     /// the session moved to it).
     pub started_at: Timestamp,
+    // Like a leg's, the end of a segment that ends with its session is not
+    // written; reads fill it in (`Store::session_segments`).
     /// When it ended (the session ended or moved on); open while it lasts.
     pub ended_at: Option<Timestamp>,
 }
@@ -159,9 +169,9 @@ impl<'a> Coalesced<'a> {
             segments: Vec::new(),
             events: Vec::new(),
         };
-        let mut session_at = std::collections::HashMap::new();
-        let mut leg_at = std::collections::HashMap::new();
-        let mut segment_at = std::collections::HashMap::new();
+        let mut session_at = HashMap::default();
+        let mut leg_at = HashMap::default();
+        let mut segment_at = HashMap::default();
         for change in changes {
             match change {
                 SessionChange::Session(s) => {
@@ -190,13 +200,13 @@ impl<'a> Coalesced<'a> {
 /// one, so rows keep the order of their first change.
 fn latest<'a, T, K: std::hash::Hash + Eq>(
     out: &mut Vec<&'a T>,
-    index: &mut std::collections::HashMap<K, usize>,
+    index: &mut HashMap<K, usize>,
     id: K,
     record: &'a T,
 ) {
     match index.entry(id) {
-        std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = record,
-        std::collections::hash_map::Entry::Vacant(e) => {
+        Entry::Occupied(e) => out[*e.get()] = record,
+        Entry::Vacant(e) => {
             e.insert(out.len());
             out.push(record);
         }
@@ -298,27 +308,30 @@ impl Store {
         .ok_or(StoreError::NotFound)
     }
 
+    /// The legs of a session; one still open when the session ended ended
+    /// with it (see [`LegRecord::ended_at`]).
     pub async fn session_legs(&self, session_id: &str) -> StoreResult<Vec<LegRecord>> {
-        let sql = format!(
-            "SELECT {LEG_COLUMNS} FROM session_legs WHERE session_id = $1 ORDER BY created_at, id"
-        );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, LegRecord>(&sql)
+        let sql = "SELECT l.id, l.session_id, l.kind, l.app_server_id, l.call_id, l.local_tag, l.remote_tag, \
+             l.remote_uri, l.created_at, COALESCE(l.ended_at, s.ended_at) AS ended_at \
+             FROM session_legs l JOIN sessions s ON s.id = l.session_id \
+             WHERE l.session_id = $1 ORDER BY l.created_at, l.id";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, LegRecord>(sql)
             .bind(session_id)
             .fetch_all(p)
             .await)?)
     }
 
-    /// The billing segments of a session, in order.
+    /// The billing segments of a session, in order; one still open when
+    /// the session ended ended with it (see [`SegmentRecord::ended_at`]).
     pub async fn session_segments(&self, session_id: &str) -> StoreResult<Vec<SegmentRecord>> {
-        let sql = format!(
-            "SELECT {SEGMENT_COLUMNS} FROM session_segments WHERE session_id = $1 ORDER BY segment"
-        );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, SegmentRecord>(
-            &sql
-        )
-        .bind(session_id)
-        .fetch_all(p)
-        .await)?)
+        let sql = "SELECT g.session_id, g.segment, g.service_id, g.app_server_id, g.started_at, \
+             COALESCE(g.ended_at, s.ended_at) AS ended_at \
+             FROM session_segments g JOIN sessions s ON s.id = g.session_id \
+             WHERE g.session_id = $1 ORDER BY g.segment";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SegmentRecord>(sql)
+            .bind(session_id)
+            .fetch_all(p)
+            .await)?)
     }
 
     pub async fn session_events(&self, session_id: &str) -> StoreResult<Vec<SessionEventRecord>> {

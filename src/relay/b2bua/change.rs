@@ -325,7 +325,7 @@ impl Core {
         let is_invite = change.request.method() == Some(Method::Invite);
         if let Some(session) = self.sessions.get_mut(id) {
             if let Some(target) = contact_of(&change.request) {
-                session.client_leg.remote_target = target;
+                session.client_leg.retarget(target);
             }
             if is_invite {
                 let previous = session.reinvite.replace(Box::new(ReInvite {

@@ -138,7 +138,7 @@ impl Core {
         match as_leg {
             None => {
                 if let Some(index) = active {
-                    self.hang_up_as_leg(&id, index);
+                    self.hang_up_as_leg_with_session(&id, index);
                 }
                 let why = self
                     .sessions
@@ -230,9 +230,26 @@ impl Core {
         }
     }
 
-    /// Sends BYE on an AS leg. An answered leg not yet ACKed is ACKed first:
-    /// a dialog is confirmed before it is ended (RFC 3261 §15).
+    /// Sends BYE on an AS leg that ends while its session goes on (or
+    /// whose session ended already), and publishes the leg's end.
     pub(in crate::relay) fn hang_up_as_leg(&mut self, id: &str, index: usize) {
+        self.bye_as_leg(id, index);
+        let record = self.sessions.get_mut(id).and_then(|s| s.leg_record(index));
+        if let Some(record) = record {
+            self.publish(SessionChange::Leg(Box::new(record)));
+        }
+    }
+
+    /// Sends BYE on the AS leg of a session that ends with it. The leg is
+    /// not written again: its row takes the session's end when read (see
+    /// [`crate::store::sessions::LegRecord::ended_at`]).
+    pub(in crate::relay) fn hang_up_as_leg_with_session(&mut self, id: &str, index: usize) {
+        self.bye_as_leg(id, index);
+    }
+
+    /// Sends BYE on an AS leg. An answered leg not yet ACKed is ACKed
+    /// first: a dialog is confirmed before it is ended (RFC 3261 §15).
+    fn bye_as_leg(&mut self, id: &str, index: usize) {
         let unacked = self
             .sessions
             .get_mut(id)
@@ -243,10 +260,11 @@ impl Core {
         }
         let flow = self.outbound_flow(id, index);
         let local = self.local_for(&flow);
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let Some(leg) = session.as_legs.get_mut(index) else {
+        let Some(leg) = self
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.as_legs.get_mut(index))
+        else {
             return;
         };
         leg.state = LegState::Ended;
@@ -259,14 +277,10 @@ impl Core {
         )
         .ok()
         .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        let record = session.leg_record(index);
         if let Some(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);
             }
-        }
-        if let Some(record) = record {
-            self.publish(SessionChange::Leg(Box::new(record)));
         }
     }
 

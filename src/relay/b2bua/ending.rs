@@ -43,7 +43,13 @@ impl Core {
             .client
             .as_ref()
             .map(|c| (c.id.clone(), c.username.clone()));
-        let client_leg = session.client_leg_record();
+        // The legs and the segment still open end with the session: their
+        // rows take its end when read, so they are written again only if
+        // something else about them changed (the client's target).
+        let client_leg = session
+            .client_leg
+            .retargeted
+            .then(|| session.client_leg_record());
         let client_record = session.client.clone();
         tracing::info!(
             session = %id,
@@ -78,7 +84,9 @@ impl Core {
             let _ = self.d.cdrs.send(cdr);
         }
         self.publish(SessionChange::Session(Box::new(record)));
-        self.publish(SessionChange::Leg(Box::new(client_leg)));
+        if let Some(leg) = client_leg {
+            self.publish(SessionChange::Leg(Box::new(leg)));
+        }
         self.event(id, "ended", Some(why.to_string()));
         self.schedule(
             self.d.config.linger,
@@ -116,7 +124,7 @@ impl Core {
                     })
                     .unwrap_or_default();
                 for index in legs {
-                    self.hang_up_as_leg(id, index);
+                    self.hang_up_as_leg_with_session(id, index);
                 }
                 self.hang_up_client(id);
                 self.end(id, why, None);
@@ -151,7 +159,7 @@ impl Core {
                         .get_mut(&session)
                         .and_then(|s| s.as_legs.iter().position(|l| l.state == LegState::Answered));
                     if let Some(index) = index {
-                        self.hang_up_as_leg(&session, index);
+                        self.hang_up_as_leg_with_session(&session, index);
                     }
                     self.hang_up_client(&session);
                     self.end(&session, "no_ack", None);

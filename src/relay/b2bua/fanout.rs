@@ -27,7 +27,7 @@
 //! the service's ring timeout from the same instant: it bounds the whole
 //! fan-out.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::sync::Arc;
 
 use super::*;

@@ -247,6 +247,7 @@ pub(super) fn client_leg(tx: ServerTxId, msg: &Message, flow: Flow) -> Option<Cl
         remote_tag: from.tag().map(text).unwrap_or_default(),
         local_tag: crate::sip::transaction::new_tag(),
         remote_target: contact_of(msg).unwrap_or_else(|| uri_of(&from)),
+        retargeted: false,
         route_set: legs::record_routes(msg),
         local_cseq: 0,
         final_response: None,

@@ -132,7 +132,7 @@ impl Core {
                 if let Some(s) = self.sessions.get_mut(&id) {
                     match as_leg.and_then(|i| s.as_legs.get_mut(i)) {
                         Some(leg) => leg.remote_target = Some(target),
-                        None => s.client_leg.remote_target = target,
+                        None => s.client_leg.retarget(target),
                     }
                 }
             }

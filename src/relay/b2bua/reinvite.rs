@@ -75,7 +75,7 @@ impl Core {
         if let Some(target) = answer.and_then(contact_of) {
             match (inbound, session.as_legs.get_mut(leg)) {
                 (true, Some(l)) => l.remote_target = Some(target),
-                (false, _) => session.client_leg.remote_target = target,
+                (false, _) => session.client_leg.retarget(target),
                 (true, None) => {}
             }
         }

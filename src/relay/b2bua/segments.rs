@@ -44,7 +44,9 @@ impl Core {
     }
 
     /// Closes the open segment, if any, at `at`; `why` when the session
-    /// goes on without it.
+    /// goes on without it. Without `why` the session ends with it: the
+    /// segment is not written again, its row takes the session's end when
+    /// read (see [`crate::store::sessions::SegmentRecord::ended_at`]).
     pub(in crate::relay) fn close_segment(&mut self, id: &str, at: Timestamp, why: Option<&str>) {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
@@ -54,6 +56,9 @@ impl Core {
         };
         last.ended_at = Some(at.max(last.started_at));
         last.end_reason = why.map(str::to_string);
+        if why.is_none() {
+            return;
+        }
         if let Some(record) = session.segment_record(session.segments.len() - 1) {
             self.publish(SessionChange::Segment(Box::new(record)));
         }

@@ -285,7 +285,7 @@ impl Core {
         };
         let _ = self.d.layer.send_stateless(&client_flow, ack.clone());
         if let Some(target) = contact_of(answer) {
-            session.client_leg.remote_target = target;
+            session.client_leg.retarget(target);
         }
         let Some(t) = session.transfer.as_mut() else {
             return;

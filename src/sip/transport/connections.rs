@@ -2,7 +2,7 @@
 //! table of live TCP connections, which is what lets a request to a client
 //! reuse the connection the client opened (RFC 5626 §3, RFC 3261 §18.2.2).
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
