@@ -550,3 +550,33 @@ fn tcp_framing_of_corpus() {
         assert_eq!(got, expected, "chunk size {chunk}");
     }
 }
+
+/// The tag shortcuts (`from_tag`, `to_tag`, which skip the URI) give what a
+/// full parse of From and To gives, on every message of the corpus that
+/// parses and validates, and on the headers of those that parse only.
+#[test]
+fn tag_shortcuts_match_full_parses() {
+    let mut compared = 0;
+    for r in rows() {
+        let Ok(m) = parse_datagram(load(&r.file), &Limits::default()) else {
+            continue;
+        };
+        let full_to = m.to_header().ok().and_then(|t| t.tag());
+        let full_from = m.from_header().ok().and_then(|f| f.tag());
+        if m.validate().is_ok() {
+            assert_eq!(m.to_tag(), full_to, "{} To", r.name);
+            assert_eq!(m.from_tag(), full_from, "{} From", r.name);
+            compared += 1;
+        } else {
+            // Unvalidated: the shortcut may find a tag a full parse refuses
+            // (a bad URI), never a different one.
+            if let Some(t) = full_to {
+                assert_eq!(m.to_tag(), Some(t), "{} To", r.name);
+            }
+            if let Some(t) = full_from {
+                assert_eq!(m.from_tag(), Some(t), "{} From", r.name);
+            }
+        }
+    }
+    assert!(compared >= 20, "only {compared} messages validated");
+}

@@ -222,11 +222,7 @@ impl Core {
         source: std::net::SocketAddr,
         cancels: Option<ServerTxId>,
     ) {
-        let has_to_tag = msg
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().map(|_| ()))
-            .is_some();
+        let has_to_tag = msg.to_tag().is_some();
         match msg.method() {
             Some(Method::Register) => self.on_register(&tx, &msg, &flow),
             Some(Method::Invite) if !has_to_tag => self.on_invite(tx, msg, flow, source),

@@ -64,7 +64,7 @@ impl Core {
         };
         if code < 200 {
             leg.state = LegState::Early;
-            leg.remote_tag = msg.to_header().ok().and_then(|t| t.tag().map(text));
+            leg.remote_tag = msg.to_tag().map(text);
             let reason = text(msg.reason().unwrap_or(b"Ringing"));
             self.relay_to_client(&id, code, &reason, Some(msg));
             if code == 180 || code == 183 {
@@ -323,7 +323,7 @@ impl Core {
 /// peer's tag, its Contact as remote target, and the Record-Route values
 /// in reverse order as route set.
 pub(super) fn learn_dialog(leg: &mut AsLeg, answer: &Message) {
-    leg.remote_tag = answer.to_header().ok().and_then(|t| t.tag().map(text));
+    leg.remote_tag = answer.to_tag().map(text);
     leg.remote_target = contact_of(answer);
     let mut routes = legs::record_routes(answer);
     routes.reverse();

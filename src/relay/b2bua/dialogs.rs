@@ -85,8 +85,8 @@ impl Core {
     /// To tag), which tells apart the dialogs of a fan-out (RFC 3261 §12).
     pub(in crate::relay) fn client_dialog_of(&self, msg: &Message) -> Option<String> {
         let call_id = text(msg.call_id().ok()?);
-        let tag = text(msg.from_header().ok()?.tag()?);
-        let ours = msg.to_header().ok().and_then(|t| t.tag().map(text));
+        let tag = text(msg.from_tag()?);
+        let ours = msg.to_tag().map(text);
         ours.and_then(|ours| self.sessions.by_dialog_id(&call_id, &tag, &ours))
             .or_else(|| self.sessions.by_client_dialog(&call_id, &tag))
     }

@@ -31,14 +31,19 @@ fn is_display_char(b: u8) -> bool {
     scan::is_token(b) || is_ws(b) || b >= 0x80
 }
 
-impl<'a> NameAddr<'a> {
-    /// Parses one value (`BadHeader("name-addr")` on error; the message
-    /// accessors report the header's own name instead).
-    pub fn parse(s: &'a [u8]) -> Result<NameAddr<'a>, ParseError> {
-        NameAddr::parse_raw(s).map_err(|_| ParseError::BadHeader("name-addr"))
-    }
+/// A value cut into its parts without looking inside them: display name,
+/// URI, header parameters. The one place that knows where a name-addr's URI
+/// ends, for [`NameAddr::parse_raw`] and for [`header_tag`].
+struct Framing<'a> {
+    raw: &'a [u8],
+    display: Option<&'a [u8]>,
+    uri: &'a [u8],
+    bracketed: bool,
+    params: &'a [u8],
+}
 
-    pub(crate) fn parse_raw(s: &'a [u8]) -> Result<NameAddr<'a>, ()> {
+impl<'a> Framing<'a> {
+    fn split(s: &'a [u8]) -> Result<Framing<'a>, ()> {
         let s = trim_ws(s);
         if s.is_empty() {
             return Err(());
@@ -62,28 +67,58 @@ impl<'a> NameAddr<'a> {
         if let Some(lt) = lt {
             let gt = lt + 1 + memchr::memchr(b'>', &s[lt + 1..]).ok_or(())?;
             // No trimming inside <>: `< sip:x >` is invalid (RFC 4475 badaspec).
-            let uri = Uri::parse_raw(&s[lt + 1..gt])?;
-            let params = Params::parse(&s[gt + 1..], Mode::Header)?;
-            return Ok(NameAddr {
+            return Ok(Framing {
                 raw: s,
                 display,
-                uri,
+                uri: &s[lt + 1..gt],
                 bracketed: true,
-                params,
+                params: &s[gt + 1..],
             });
         }
         let end = scan::take_while(s, 0, |b| b != b';' && !is_ws(b));
-        let uri_raw = &s[..end];
-        if memchr::memchr2(b'?', b',', uri_raw).is_some() {
+        let uri = &s[..end];
+        if memchr::memchr2(b'?', b',', uri).is_some() {
             return Err(());
         }
-        let uri = Uri::parse_raw(uri_raw)?;
-        let params = Params::parse(&s[end..], Mode::Header)?;
-        Ok(NameAddr {
+        Ok(Framing {
             raw: s,
             display: None,
             uri,
             bracketed: false,
+            params: &s[end..],
+        })
+    }
+}
+
+/// The `tag` header parameter of a From or To value (RFC 3261 §19.3),
+/// found without parsing the URI: the tags of a message are asked for a
+/// dozen times per call, after `validate` checked the whole value once.
+/// The same as `NameAddr::parse(value)?.tag()` wherever that parses; on a
+/// value whose URI alone is malformed it still finds the tag.
+pub(crate) fn header_tag(value: &[u8]) -> Option<&[u8]> {
+    let f = Framing::split(value).ok()?;
+    Params::parse(f.params, Mode::Header)
+        .ok()?
+        .get("tag")
+        .flatten()
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses one value (`BadHeader("name-addr")` on error; the message
+    /// accessors report the header's own name instead).
+    pub fn parse(s: &'a [u8]) -> Result<NameAddr<'a>, ParseError> {
+        NameAddr::parse_raw(s).map_err(|_| ParseError::BadHeader("name-addr"))
+    }
+
+    pub(crate) fn parse_raw(s: &'a [u8]) -> Result<NameAddr<'a>, ()> {
+        let f = Framing::split(s)?;
+        let uri = Uri::parse_raw(f.uri)?;
+        let params = Params::parse(f.params, Mode::Header)?;
+        Ok(NameAddr {
+            raw: f.raw,
+            display: f.display,
+            uri,
+            bracketed: f.bracketed,
             params,
         })
     }
@@ -181,6 +216,16 @@ impl Message {
         self.single_name_addr(HeaderName::To)
     }
 
+    /// The From tag, for a message `validate` accepted (see [`header_tag`]).
+    pub fn from_tag(&self) -> Option<&[u8]> {
+        header_tag(self.get(HeaderName::From)?.value)
+    }
+
+    /// The To tag, for a message `validate` accepted (see [`header_tag`]).
+    pub fn to_tag(&self) -> Option<&[u8]> {
+        header_tag(self.get(HeaderName::To)?.value)
+    }
+
     /// Every Contact value across all Contact lines.
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'_>, ParseError>> + '_ {
         self.values(HeaderName::Contact).map(|v| {
@@ -273,6 +318,41 @@ mod tests {
             );
         }
         assert_eq!(parse_qvalue(b"1.000"), Some(1000));
+    }
+
+    /// `header_tag` agrees with a full parse on every value that parses,
+    /// whatever hides a `;`, `>` or `tag` before the header parameters.
+    #[test]
+    fn header_tag_is_the_parsed_tag() {
+        let values: &[&[u8]] = &[
+            b"<sip:a@b>;tag=1",
+            b"<sip:a@b;tag=uri-param>",
+            b"<sip:a@b;tag=uri-param>;tag=header",
+            b"sip:a@b;tag=unbracketed",
+            b"sip:a@b",
+            b"\"x;tag=no>\" <sip:a@b>;tag=yes",
+            b"\"J Rosenberg \\\\\\\"\"  <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+            b"caller<sip:caller@example.com>;tag=323",
+            b"<sip:a@b> ; foo ; TAG=Upper ; tag=second",
+            b"<sip:a@b>;tag",
+            b"  <sip:user@example.com?Route=%3Csip:x%3E>;tag=h  ",
+            b"\"Joe\" <sip:joe@example.org>;;;;",
+            b"<sip:x@y",
+            b"",
+        ];
+        for &v in values {
+            let parsed = NameAddr::parse(v).ok();
+            if let Some(n) = parsed {
+                assert_eq!(header_tag(v), n.tag(), "{}", String::from_utf8_lossy(v));
+            } else {
+                assert_eq!(header_tag(v), None, "{}", String::from_utf8_lossy(v));
+            }
+        }
+        assert_eq!(header_tag(b"<sip:a@b;tag=u>;tag=h"), Some(&b"h"[..]));
+        assert_eq!(header_tag(b"<sip:a@b;tag=u>"), None);
+        // A URI alone malformed: validation's business, not the tag's.
+        assert_eq!(header_tag(b"<sip:@>;tag=t"), Some(&b"t"[..]));
+        assert!(NameAddr::parse(b"<sip:@>;tag=t").is_err());
         assert_eq!(parse_qvalue(b"1.1"), None);
         assert_eq!(parse_qvalue(b"0"), Some(0));
     }

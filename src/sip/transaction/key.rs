@@ -105,14 +105,14 @@ impl MergeKey {
     /// RFC 2543 requests without a From tag.
     pub fn of(req: &Message) -> Option<MergeKey> {
         let m = req.method()?;
-        if matches!(m, Method::Ack | Method::Cancel) || req.to_header().ok()?.tag().is_some() {
+        if matches!(m, Method::Ack | Method::Cancel) || req.to_tag().is_some() {
             return None;
         }
         let buf = req.bytes();
         let cseq = req.cseq().ok()?;
         Some(MergeKey {
             call_id: sub(buf, req.call_id().ok()?),
-            from_tag: sub(buf, req.from_header().ok()?.tag()?),
+            from_tag: sub(buf, req.from_tag()?),
             cseq: cseq.seq,
             method: sub(buf, cseq.method.as_bytes()),
         })
