@@ -3,8 +3,6 @@
 //! the live-transaction counter, so no lock exists, let alone one held
 //! across an await.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +18,7 @@ use tokio::time::Instant;
 
 mod client;
 mod server;
+mod timer_queues;
 mod timers;
 
 use super::action::{Action, Actions, ClientEvent, ServerEvent};
@@ -110,8 +109,8 @@ enum Side {
     Client,
 }
 
-/// A scheduled timer; ordered by deadline, then by scheduling order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A scheduled timer; due by deadline, then by scheduling order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     at: Instant,
     seq: u64,
@@ -133,7 +132,7 @@ fn shrink_idle<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     }
 }
 
-/// Below this many heap entries, stale ones are left to expire.
+/// Below this many pending entries, stale ones are left to expire.
 const COMPACT_MIN: usize = 4096;
 
 pub(crate) struct Shard {
@@ -153,7 +152,7 @@ pub(crate) struct Shard {
     merges: HashMap<MergeKey, u64>,
     client: HashMap<u64, Box<ClientTx>>,
     client_keys: HashMap<ClientKey, u64>,
-    timers: BinaryHeap<Reverse<Entry>>,
+    timers: timer_queues::TimerQueues,
     timer_seq: u64,
     compact_at: usize,
 }
@@ -172,7 +171,7 @@ impl Shard {
             merges: HashMap::default(),
             client: HashMap::default(),
             client_keys: HashMap::default(),
-            timers: BinaryHeap::new(),
+            timers: Default::default(),
             timer_seq: 0,
             compact_at: COMPACT_MIN,
         }
@@ -192,7 +191,7 @@ impl Shard {
         while net_open || cmd_open {
             self.fire_due(Instant::now());
             self.flush().await;
-            let next = self.timers.peek().map(|Reverse(e)| e.at);
+            let next = self.timers.next_at();
             if next != armed {
                 if let Some(at) = next {
                     sleep.as_mut().reset(at);

@@ -1,11 +1,12 @@
-//! The shard's timer service: a min-heap of deadlines with lazy deletion.
+//! The shard's timer service: deadlines in per-duration queues
+//! ([`super::timer_queues`]) with lazy deletion.
 //!
 //! Stopping or restarting a timer only bumps its generation in the
-//! transaction; the old heap entry is discarded when it surfaces. Most
+//! transaction; the old entry is discarded when it surfaces. Most
 //! transactions end long before their Timer B/F/H, so stale entries are
-//! purged whenever the heap has grown to twice its size after the last purge.
+//! purged whenever the queues have grown to twice their size after the last
+//! purge.
 
-use std::cmp::Reverse;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,14 +38,17 @@ impl Shard {
         *g = g.wrapping_add(1);
         let gen = *g;
         self.timer_seq += 1;
-        self.timers.push(Reverse(Entry {
-            at: Instant::now() + after,
-            seq: self.timer_seq,
-            side,
-            id,
-            timer,
-            gen,
-        }));
+        self.timers.push(
+            after,
+            Entry {
+                at: Instant::now() + after,
+                seq: self.timer_seq,
+                side,
+                id,
+                timer,
+                gen,
+            },
+        );
         if self.timers.len() >= self.compact_at {
             self.compact();
         }
@@ -59,11 +63,7 @@ impl Shard {
 
     /// Fires every live timer due at `now`, in deadline order.
     pub(super) fn fire_due(&mut self, now: Instant) {
-        while let Some(Reverse(e)) = self.timers.peek().copied() {
-            if e.at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some(e) = self.timers.pop_due(now) {
             if !self.is_live(&e) {
                 continue;
             }
@@ -88,9 +88,9 @@ impl Shard {
 
     /// Drops stale entries.
     fn compact(&mut self) {
-        let mut heap = std::mem::take(&mut self.timers).into_vec();
-        heap.retain(|Reverse(e)| self.is_live(e));
-        self.timers = heap.into();
+        let mut timers = std::mem::take(&mut self.timers);
+        timers.retain(|e| self.is_live(e));
+        self.timers = timers;
         self.compact_at = (self.timers.len() * 2).max(COMPACT_MIN);
     }
 }
