@@ -7,8 +7,8 @@
 //! sorted by deadline by construction: scheduling is a push at the back,
 //! the next deadline is the smallest of a few queue heads. A binary heap
 //! of every timer did the same in O(log n) with a cache miss per level, on
-//! a heap of hundreds of thousands of entries at load (Timers J and D keep
-//! each finished transaction's entry for 32 s).
+//! heaps of some 200,000 entries at 2,000 calls/s (Timers L, J and M keep
+//! three entries per call for 32 s).
 
 use std::collections::VecDeque;
 use std::time::Duration;
