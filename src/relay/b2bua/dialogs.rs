@@ -233,23 +233,19 @@ impl Core {
     /// Sends BYE on an AS leg that ends while its session goes on (or
     /// whose session ended already), and publishes the leg's end.
     pub(in crate::relay) fn hang_up_as_leg(&mut self, id: &str, index: usize) {
-        self.bye_as_leg(id, index);
+        self.hang_up_as_leg_with_session(id, index);
         let record = self.sessions.get_mut(id).and_then(|s| s.leg_record(index));
         if let Some(record) = record {
             self.publish(SessionChange::Leg(Box::new(record)));
         }
     }
 
-    /// Sends BYE on the AS leg of a session that ends with it. The leg is
-    /// not written again: its row takes the session's end when read (see
+    /// Sends BYE on the AS leg of a session that ends with it. An answered
+    /// leg not yet ACKed is ACKed first: a dialog is confirmed before it is
+    /// ended (RFC 3261 §15). The leg is not written again: its row takes
+    /// the session's end when read (see
     /// [`crate::store::sessions::LegRecord::ended_at`]).
     pub(in crate::relay) fn hang_up_as_leg_with_session(&mut self, id: &str, index: usize) {
-        self.bye_as_leg(id, index);
-    }
-
-    /// Sends BYE on an AS leg. An answered leg not yet ACKed is ACKed
-    /// first: a dialog is confirmed before it is ended (RFC 3261 §15).
-    fn bye_as_leg(&mut self, id: &str, index: usize) {
         let unacked = self
             .sessions
             .get_mut(id)

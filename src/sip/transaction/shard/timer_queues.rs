@@ -21,7 +21,6 @@ use super::Entry;
 #[derive(Default)]
 pub(super) struct TimerQueues {
     queues: Vec<(Duration, VecDeque<Entry>)>,
-    len: usize,
     /// The queue whose head is due first: asked on every message, changed
     /// only when a queue's head does.
     first: Option<usize>,
@@ -45,7 +44,6 @@ impl TimerQueues {
         }
         let new_head = queue.is_empty();
         queue.push_back(e);
-        self.len += 1;
         // Only a new head can be due before the current first.
         if new_head && self.head(self.first).is_none_or(|f| (e.at, e.seq) < f) {
             self.first = Some(i);
@@ -79,25 +77,23 @@ impl TimerQueues {
             return None;
         }
         let e = queue.pop_front();
-        self.len -= 1;
         self.find_first();
         e
     }
 
+    /// Entries pending, stale ones included.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.queues.iter().map(|(_, q)| q.len()).sum()
     }
 
     /// Keeps the entries `keep` accepts, in order, and gives back the room
     /// of queues left mostly empty (a burst would otherwise hold it).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
-        self.len = 0;
         for (_, q) in &mut self.queues {
             q.retain(&mut keep);
             if q.capacity() > 64 && q.len() * 4 < q.capacity() {
                 q.shrink_to(q.len() * 2);
             }
-            self.len += q.len();
         }
         self.find_first();
     }
