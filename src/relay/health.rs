@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use super::core::{Core, CoreTimer};
 use super::legs;
-use crate::sip::message::{parse_datagram, Limits};
 use crate::sip::transaction::ClientTxId;
 use crate::sip::transport::Flow;
 
@@ -51,10 +50,7 @@ impl Core {
                 connection: 0,
             };
             let local = self.local_for(&flow);
-            let Some(options) = legs::options(&local, &flow, &app_server.uri)
-                .ok()
-                .and_then(|b| parse_datagram(b, &Limits::default()).ok())
-            else {
+            let Ok(options) = legs::options(&local, &flow, &app_server.uri) else {
                 continue;
             };
             if let Ok(tx) = self.d.layer.request(options, flow) {

@@ -93,7 +93,7 @@ pub fn as_invite(
     flow: &Flow,
     inq: &Inquiry<'_>,
     offer: Option<&Message>,
-) -> Result<Bytes, BuildError> {
+) -> Result<Message, BuildError> {
     let mut b = MessageBuilder::request(Method::Invite, inq.request_uri)?
         .header("Via", local.via(flow))?
         .header("Max-Forwards", inq.max_forwards.to_string())?
@@ -129,7 +129,7 @@ pub fn as_invite(
             b = b.header("Content-Type", ct.value)?;
         }
     }
-    Ok(Bytes::from(b.build(body)))
+    Ok(b.build_message(body))
 }
 
 /// Header values of the AS leg's INVITE, reused by ACK, CANCEL and BYE.
@@ -147,7 +147,7 @@ fn as_dialog(leg: &AsLeg) -> Option<AsDialog<'_>> {
 
 /// CANCEL of the AS INVITE (§9.1): same Request-URI, top Via branch, From,
 /// To (no tag) and Call-ID as the INVITE.
-pub fn as_cancel(leg: &AsLeg) -> Result<Bytes, BuildError> {
+pub fn as_cancel(leg: &AsLeg) -> Result<Message, BuildError> {
     let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
     let via = leg
         .invite
@@ -160,7 +160,7 @@ pub fn as_cancel(leg: &AsLeg) -> Result<Bytes, BuildError> {
         .header("To", d.to)?
         .header("Call-ID", &leg.call_id)?
         .header("CSeq", "1 CANCEL")?;
-    Ok(Bytes::from(b.build(b"")))
+    Ok(b.build_message(b""))
 }
 
 /// A request inside a dialog: the remote target, our From with our tag,
@@ -201,7 +201,7 @@ impl<'a> InDialog<'a> {
     }
 }
 
-fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Bytes, BuildError> {
+fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Message, BuildError> {
     let mut b = MessageBuilder::request(r.method, d.target)?
         .header("Via", local.via(d.flow))?
         .header("Max-Forwards", r.max_forwards.to_string())?
@@ -227,11 +227,11 @@ fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Bytes
         }
         _ => &b""[..],
     };
-    Ok(Bytes::from(b.build(body)))
+    Ok(b.build_message(body))
 }
 
 /// A request on an AS leg (ACK, BYE, re-INVITE, UPDATE, INFO …).
-pub fn as_request(local: &Local, leg: &AsLeg, r: &InDialog<'_>) -> Result<Bytes, BuildError> {
+pub fn as_request(local: &Local, leg: &AsLeg, r: &InDialog<'_>) -> Result<Message, BuildError> {
     let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
     let view = DialogView {
         target: leg.remote_target.as_deref().unwrap_or(&leg.request_uri),
@@ -251,7 +251,7 @@ pub fn client_request(
     local: &Local,
     leg: &ClientLeg,
     r: &InDialog<'_>,
-) -> Result<Bytes, BuildError> {
+) -> Result<Message, BuildError> {
     let inv = &leg.invite;
     let view = DialogView {
         target: &leg.remote_target,
@@ -356,7 +356,7 @@ pub fn record_routes(msg: &Message) -> Vec<String> {
 }
 
 /// An OPTIONS probe of an app server (RFC 3261 §11).
-pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildError> {
+pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Message, BuildError> {
     let b = MessageBuilder::request(Method::Options, uri)?
         .header("Via", local.via(flow))?
         .header("Max-Forwards", "70")?
@@ -371,7 +371,7 @@ pub fn options(local: &Local, flow: &Flow, uri: &str) -> Result<Bytes, BuildErro
         .header("Call-ID", new_call_id(local))?
         .header("CSeq", "1 OPTIONS")?
         .header("Accept", "application/sdp")?;
-    Ok(Bytes::from(b.build(b"")))
+    Ok(b.build_message(b""))
 }
 
 #[cfg(test)]

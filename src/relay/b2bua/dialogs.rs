@@ -71,7 +71,9 @@ impl Core {
             None => {
                 let mut r = legs::InDialog::bare(Method::Ack, 1);
                 r.body = body;
-                legs::as_request(&local, leg, &r).ok()
+                legs::as_request(&local, leg, &r)
+                    .ok()
+                    .map(Message::into_bytes)
             }
         };
         if let Some(ack) = ack {
@@ -221,8 +223,7 @@ impl Core {
         }
         leg.cancel_wanted = false;
         let flow = leg.flow;
-        let Ok(Ok(cancel)) = legs::as_cancel(leg).map(|b| parse_datagram(b, &Limits::default()))
-        else {
+        let Ok(cancel) = legs::as_cancel(leg) else {
             return;
         };
         if let Ok(ctx) = self.d.layer.request(cancel, flow) {
@@ -270,10 +271,8 @@ impl Core {
             &local,
             leg,
             &legs::InDialog::bare(Method::Bye, leg.local_cseq),
-        )
-        .ok()
-        .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        if let Some(bye) = bye {
+        );
+        if let Ok(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);
             }
@@ -293,10 +292,8 @@ impl Core {
             &local,
             leg,
             &legs::InDialog::bare(Method::Bye, leg.local_cseq),
-        )
-        .ok()
-        .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        if let Some(bye) = bye {
+        );
+        if let Ok(bye) = bye {
             if let Ok(ctx) = self.d.layer.request(bye, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);
             }

@@ -232,10 +232,7 @@ impl Core {
                 }
             }
         };
-        let Some((copy, cseq)) = built
-            .ok()
-            .and_then(|(b, c)| parse_datagram(b, &Limits::default()).ok().map(|m| (m, c)))
-        else {
+        let Ok((copy, cseq)) = built else {
             self.respond(&tx, &msg, 500, "Cannot Relay Request", &[]);
             return;
         };

@@ -26,7 +26,7 @@ use super::request_view::RequestContext;
 use super::session::{AsLeg, ClientLeg, LegState, Session, State};
 use super::table::Purpose;
 use super::timers::TimerService;
-use crate::sip::message::{parse_datagram, Limits, Message, Method, NameAddr};
+use crate::sip::message::{Message, Method, NameAddr};
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 use crate::sip::transport::Flow;
 use crate::store::sessions::SessionChange;

@@ -96,10 +96,7 @@ impl Core {
             Offer::Of(m) => Some(m),
             Offer::Offerless => None,
         };
-        let built = legs::as_invite(&local, &out.flow, &inquiry, offer)
-            .ok()
-            .and_then(|b| parse_datagram(b, &Limits::default()).ok());
-        let Some(invite) = built else {
+        let Ok(invite) = legs::as_invite(&local, &out.flow, &inquiry, offer) else {
             tracing::warn!(session = %id, target = %out.request_uri, "cannot build the outbound INVITE");
             return false;
         };

@@ -155,7 +155,7 @@ impl Core {
             (true, None) => return,
             (false, _) => legs::client_request(&local, &session.client_leg, &ack),
         };
-        let Ok(bytes) = built else {
+        let Ok(bytes) = built.map(Message::into_bytes) else {
             tracing::warn!(session = %id, "cannot build the ACK of a re-INVITE");
             return;
         };

@@ -213,10 +213,7 @@ impl Core {
             let r = legs::InDialog::with_headers(Method::Update, leg.local_cseq, &headers);
             legs::as_request(&local, leg, &r)
         };
-        if let Some(update) = built
-            .ok()
-            .and_then(|b| parse_datagram(b, &Limits::default()).ok())
-        {
+        if let Ok(update) = built {
             if let Ok(ctx) = self.d.layer.request(update, flow) {
                 self.sessions.index_tx(ctx, id, Purpose::Closing);
             }

@@ -280,7 +280,8 @@ impl Core {
             &local,
             &session.client_leg,
             &legs::InDialog::bare(Method::Ack, cseq),
-        ) else {
+        )
+        .map(Message::into_bytes) else {
             return;
         };
         let _ = self.d.layer.send_stateless(&client_flow, ack.clone());
@@ -441,8 +442,7 @@ impl Core {
         leg.local_cseq += 1;
         let mut r = legs::InDialog::with_headers(method, leg.local_cseq, headers);
         r.body = body;
-        let bytes = legs::client_request(&local, leg, &r).ok()?;
-        let request = parse_datagram(bytes, &Limits::default()).ok()?;
+        let request = legs::client_request(&local, leg, &r).ok()?;
         let ctx = self.d.layer.request(request, flow).ok()?;
         Some((ctx, r.cseq))
     }

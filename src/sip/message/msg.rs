@@ -185,6 +185,11 @@ impl Message {
         &self.buf
     }
 
+    /// The buffer, for sending as is.
+    pub fn into_bytes(self) -> Bytes {
+        self.buf
+    }
+
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }

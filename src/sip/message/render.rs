@@ -11,10 +11,12 @@
 use super::error::BuildError;
 use super::header::HeaderName;
 use super::method::Method;
-use super::msg::Message;
+use super::msg::{Entry, Message, Span, StartLine};
 use super::name_addr::NameAddr;
 use super::scan::is_token_str;
+use super::scan::trim_ws;
 use super::uri::split_scheme;
+use bytes::Bytes;
 
 pub(crate) fn check_name(name: &[u8]) -> Result<(), BuildError> {
     if !is_token_str(name) || HeaderName::from_bytes(name) == HeaderName::ContentLength {
@@ -220,9 +222,17 @@ impl Message {
 /// Builds a new request or response from parts (e.g. the B2BUA's other leg).
 /// Headers are written in call order; Content-Length is appended by
 /// [`MessageBuilder::build`].
+///
+/// [`MessageBuilder::build_message`] gives the parsed [`Message`] directly:
+/// the builder records each line's place as it writes it, so a message of
+/// ours is not parsed again before the transaction layer takes it (that
+/// parse was 9.5 k instructions for an INVITE to an app server).
 #[derive(Debug, Clone)]
 pub struct MessageBuilder {
     out: Vec<u8>,
+    start: StartLine,
+    /// The header index, as [`super::parse_datagram`] would build it.
+    headers: Vec<Entry>,
 }
 
 impl MessageBuilder {
@@ -239,7 +249,36 @@ impl MessageBuilder {
         out.push(b' ');
         out.extend_from_slice(uri);
         out.extend_from_slice(b" SIP/2.0\r\n");
-        Ok(MessageBuilder { out })
+        let uri_end = m.len() + 1 + uri.len();
+        let start = StartLine::Request {
+            method: Span::new(0, m.len()),
+            uri: Span::new(m.len() + 1, uri_end),
+            version: Span::new(uri_end + 1, out.len() - 2),
+        };
+        Ok(MessageBuilder::of(out, start))
+    }
+
+    fn of(out: Vec<u8>, start: StartLine) -> MessageBuilder {
+        MessageBuilder {
+            out,
+            start,
+            headers: Vec::with_capacity(16),
+        }
+    }
+
+    /// Indexes the line `name: value` about to be written at the end.
+    fn index(&mut self, name: HeaderName, name_len: usize, value_at: usize, value: &[u8]) {
+        let start = self.out.len();
+        // The parser's value is trimmed of white space: so is the index's.
+        let trimmed = trim_ws(value);
+        let lead = trimmed.as_ptr() as usize - value.as_ptr() as usize;
+        let value_start = start + value_at + lead;
+        self.headers.push(Entry {
+            name,
+            start: start as u32,
+            name_end: (start + name_len) as u32,
+            value: Span::new(value_start, value_start + trimmed.len()),
+        });
     }
 
     /// `SIP/2.0 SP code SP reason`.
@@ -247,7 +286,12 @@ impl MessageBuilder {
         check_status(code, reason.as_bytes())?;
         let mut out = Vec::with_capacity(512);
         push_status_line(&mut out, code, reason.as_bytes());
-        Ok(MessageBuilder { out })
+        let start = StartLine::Response {
+            version: Span::new(0, 7),
+            code,
+            reason: Span::new(12, out.len() - 2),
+        };
+        Ok(MessageBuilder::of(out, start))
     }
 
     /// Appends a header line (Content-Length is refused: it is computed).
@@ -259,6 +303,7 @@ impl MessageBuilder {
         let (n, v) = (name.as_ref(), value.as_ref());
         check_name(n)?;
         check_value(v)?;
+        self.index(HeaderName::from_bytes(n), n.len(), n.len() + 2, v);
         push_header(&mut self.out, n, v);
         Ok(self)
     }
@@ -268,20 +313,56 @@ impl MessageBuilder {
         if field.name == HeaderName::ContentLength {
             return Err(BuildError::InvalidHeaderName);
         }
+        // The field's value lies inside its line (both borrow the received
+        // buffer, the value trimmed already).
+        let value_at = field.value.as_ptr() as usize - field.line.as_ptr() as usize;
+        self.index(field.name, field.raw_name.len(), value_at, field.value);
         self.out.extend_from_slice(field.line);
         self.out.extend_from_slice(b"\r\n");
         Ok(self)
     }
 
     /// Finishes with Content-Length, the empty line and `body`.
-    pub fn build(mut self, body: &[u8]) -> Vec<u8> {
+    pub fn build(self, body: &[u8]) -> Vec<u8> {
+        self.finish(body).out
+    }
+
+    /// [`MessageBuilder::build`] as a parsed message, indexed as it was
+    /// written: what `parse_datagram` of the built bytes gives, without
+    /// the parse.
+    pub fn build_message(self, body: &[u8]) -> Message {
+        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        let b = self.finish(body);
+        let start_end = match b.start {
+            StartLine::Request { version, .. } => version.end,
+            StartLine::Response { reason, .. } => reason.end,
+        };
+        let body_start = b.out.len() - body.len();
+        Message {
+            body: Span::new(body_start, b.out.len()),
+            buf: Bytes::from(b.out),
+            start: b.start,
+            headers: b.headers,
+            start_end,
+            content_length: Some(len),
+        }
+    }
+
+    fn finish(mut self, body: &[u8]) -> MessageBuilder {
         // Exactly the room left, not a doubling: built messages are kept
         // (by transactions and sessions) for as long as they last.
         self.out.reserve_exact(body.len() + 32);
+        let line = self.out.len();
         push_content_length(&mut self.out, b"Content-Length", body.len());
+        self.headers.push(Entry {
+            name: HeaderName::ContentLength,
+            start: line as u32,
+            name_end: (line + b"Content-Length".len()) as u32,
+            value: Span::new(line + b"Content-Length: ".len(), self.out.len() - 2),
+        });
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(body);
-        self.out
+        self
     }
 }
 
@@ -308,6 +389,49 @@ v=0\r\n";
 
     pub(crate) fn req() -> Message {
         parse_datagram(Bytes::from_static(REQ), &Limits::default()).unwrap()
+    }
+
+    /// What `build_message` indexes as it writes is what the parser finds
+    /// in the built bytes: same buffer, start line, header entries, body.
+    #[test]
+    fn built_messages_are_indexed_as_parsed() {
+        let folded = parse_datagram(
+            Bytes::from_static(
+                b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n  two\r\ni: x@y\r\nX-E:\r\n\r\n",
+            ),
+            &Limits::default(),
+        )
+        .unwrap();
+        let mut request = MessageBuilder::request(Method::Invite, "sip:bob@biloxi.com")
+            .unwrap()
+            .header("Via", "SIP/2.0/UDP h;branch=z9hG4bKx")
+            .unwrap()
+            .header("v", "SIP/2.0/UDP i;branch=z9hG4bKy")
+            .unwrap()
+            .header("X-Padded", "  spaced value \t")
+            .unwrap()
+            .header("X-Empty", "")
+            .unwrap();
+        for field in req().headers().chain(folded.headers()) {
+            if field.name != HeaderName::ContentLength {
+                request = request.copy_header(&field).unwrap();
+            }
+        }
+        let response = MessageBuilder::response(180, "Ringing")
+            .unwrap()
+            .header("To", "<sip:b@c>;tag=1")
+            .unwrap();
+        let empty_reason = MessageBuilder::response(200, "").unwrap();
+        for (builder, body) in [
+            (request, &b"v=0\r\n"[..]),
+            (response, b""),
+            (empty_reason, b"x"),
+        ] {
+            let built = builder.clone().build_message(body);
+            let parsed =
+                parse_datagram(Bytes::from(builder.build(body)), &Limits::default()).unwrap();
+            assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
+        }
     }
 
     #[test]
