@@ -45,6 +45,16 @@ macro_rules! header_names {
                 }
             }
 
+            /// The header spelled exactly as RFC 3261 §20 writes it, as
+            /// nearly every peer sends it: one compiled string match, no
+            /// case folding.
+            fn from_canonical(name: &str) -> Option<HeaderName> {
+                match name {
+                    $( $canon => Some(HeaderName::$var), )*
+                    _ => None,
+                }
+            }
+
             const ALL: &'static [(&'static [u8], HeaderName)] = &[
                 $( ($canon.as_bytes(), HeaderName::$var), )*
             ];
@@ -126,8 +136,15 @@ impl HeaderName {
             0 => HeaderName::Other,
             1 => HeaderName::from_compact(name[0]),
             _ => {
-                // Bucket by first letter: a handful of length+memcmp checks
-                // instead of a scan over every known name.
+                if let Some(h) = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(HeaderName::from_canonical)
+                {
+                    return h;
+                }
+                // Any other case: bucket by first letter, a handful of
+                // length + case-folding compares instead of a scan over
+                // every known name.
                 let first = name[0].to_ascii_lowercase();
                 for &(canon, h) in Self::bucket(first) {
                     if canon.len() == name.len() && eq_ic(canon, name) {
@@ -214,9 +231,12 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"Xyz"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"1"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"-x"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"Vi\xffa"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"Via "), HeaderName::Other);
         for &(n, h) in HeaderName::ALL {
             assert_eq!(HeaderName::from_bytes(n), h);
             assert_eq!(HeaderName::from_bytes(&n.to_ascii_lowercase()), h);
+            assert_eq!(HeaderName::from_bytes(&n.to_ascii_uppercase()), h);
             if let Some(c) = h.compact() {
                 assert_eq!(HeaderName::from_bytes(&[c]), h);
             }

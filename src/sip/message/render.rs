@@ -18,11 +18,14 @@ use super::scan::trim_ws;
 use super::uri::split_scheme;
 use bytes::Bytes;
 
-pub(crate) fn check_name(name: &[u8]) -> Result<(), BuildError> {
-    if !is_token_str(name) || HeaderName::from_bytes(name) == HeaderName::ContentLength {
+/// A header name a caller may write: a token, and not Content-Length
+/// (which is computed). Returns its classification.
+pub(crate) fn check_name(name: &[u8]) -> Result<HeaderName, BuildError> {
+    let class = HeaderName::from_bytes(name);
+    if !is_token_str(name) || class == HeaderName::ContentLength {
         return Err(BuildError::InvalidHeaderName);
     }
-    Ok(())
+    Ok(class)
 }
 
 pub(crate) fn check_value(v: &[u8]) -> Result<(), BuildError> {
@@ -301,9 +304,9 @@ impl MessageBuilder {
         value: impl AsRef<[u8]>,
     ) -> Result<Self, BuildError> {
         let (n, v) = (name.as_ref(), value.as_ref());
-        check_name(n)?;
+        let class = check_name(n)?;
         check_value(v)?;
-        self.index(HeaderName::from_bytes(n), n.len(), n.len() + 2, v);
+        self.index(class, n.len(), n.len() + 2, v);
         push_header(&mut self.out, n, v);
         Ok(self)
     }
