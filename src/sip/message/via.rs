@@ -36,6 +36,10 @@ pub struct Via<'a> {
     host: Host<'a>,
     port: Option<u16>,
     params: Params<'a>,
+    /// The first `branch` and `rport`, noted during the parameter walk the
+    /// parse makes anyway: transactions ask for them on every message.
+    branch: Option<&'a [u8]>,
+    rport: Option<Rport>,
 }
 
 fn expect(s: &[u8], i: usize, c: u8) -> Result<usize, ParseError> {
@@ -86,6 +90,7 @@ impl<'a> Via<'a> {
         }
         // Typed checks of the parameters the transport layer relies on,
         // made while the list is walked.
+        let (mut branch, mut rport) = (None, None);
         let params = Params::parse_checked(&s[i..], Mode::Header, |p| {
             let name = p.name;
             let needs_value = [&b"branch"[..], b"received", b"maddr", b"ttl"]
@@ -100,9 +105,14 @@ impl<'a> Via<'a> {
                 return Err(());
             }
             if scan::eq_ic(name, b"rport") {
-                if let Some(v) = p.value {
-                    parse_port(v).map_err(|_| ())?;
-                }
+                let value = match p.value {
+                    Some(v) => Rport::Port(parse_port(v).map_err(|_| ())?),
+                    None => Rport::Requested,
+                };
+                rport = rport.or(Some(value));
+            }
+            if branch.is_none() && scan::eq_ic(name, b"branch") {
+                branch = p.value;
             }
             Ok(())
         })
@@ -115,6 +125,8 @@ impl<'a> Via<'a> {
             host,
             port,
             params,
+            branch,
+            rport,
         };
         Ok(via)
     }
@@ -156,7 +168,7 @@ impl<'a> Via<'a> {
     /// Branch parameter (may be non-RFC 3261 or even just the magic cookie,
     /// RFC 4475 badbranch; see [`Via::has_rfc3261_branch`]).
     pub fn branch(&self) -> Option<&'a [u8]> {
-        self.params.get("branch").flatten()
+        self.branch
     }
     /// True if the branch starts with the magic cookie and carries at least
     /// one more character (§17.2.3 matching applies).
@@ -179,10 +191,7 @@ impl<'a> Via<'a> {
     }
     /// `rport` (RFC 3581 §3/§4).
     pub fn rport(&self) -> Option<Rport> {
-        match self.params.get("rport")? {
-            None => Some(Rport::Requested),
-            Some(v) => parse_port(v).ok().map(Rport::Port),
-        }
+        self.rport
     }
     pub fn maddr(&self) -> Option<&'a [u8]> {
         self.params.get("maddr").flatten()
@@ -229,6 +238,14 @@ mod tests {
         assert_eq!(v.ttl(), Some(16));
         assert_eq!(v.maddr(), Some(&b"224.0.0.1"[..]));
         assert!(v.has_rfc3261_branch());
+
+        // The first of repeated parameters counts, whatever their case.
+        let v = Via::parse(b"SIP/2.0/UDP h;BRANCH=z9hG4bKa;rport=5;branch=b;RPORT").unwrap();
+        assert_eq!(v.branch(), Some(&b"z9hG4bKa"[..]));
+        assert_eq!(v.rport(), Some(Rport::Port(5)));
+        assert_eq!(v.params().get("branch"), Some(Some(&b"z9hG4bKa"[..])));
+        let v = Via::parse(b"SIP/2.0/UDP h;rport;rport=7").unwrap();
+        assert_eq!((v.branch(), v.rport()), (None, Some(Rport::Requested)));
 
         let v = Via::parse(
             b"SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
