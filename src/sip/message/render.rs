@@ -316,9 +316,13 @@ impl MessageBuilder {
         if field.name == HeaderName::ContentLength {
             return Err(BuildError::InvalidHeaderName);
         }
-        // The field's value lies inside its line (both borrow the received
-        // buffer, the value trimmed already).
-        let value_at = field.value.as_ptr() as usize - field.line.as_ptr() as usize;
+        // A field of a parsed message has its value inside its line (both
+        // borrow the received buffer); one put together otherwise is refused
+        // rather than indexed wrong.
+        let value_at = (field.value.as_ptr() as usize)
+            .checked_sub(field.line.as_ptr() as usize)
+            .filter(|at| at + field.value.len() <= field.line.len())
+            .ok_or(BuildError::InvalidHeaderValue)?;
         self.index(field.name, field.raw_name.len(), value_at, field.value);
         self.out.extend_from_slice(field.line);
         self.out.extend_from_slice(b"\r\n");
@@ -435,6 +439,14 @@ v=0\r\n";
                 parse_datagram(Bytes::from(builder.build(body)), &Limits::default()).unwrap();
             assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
         }
+        // A field whose value is not inside its line cannot be indexed.
+        let r = req();
+        let mut stray = r.get(HeaderName::CallId).unwrap();
+        stray.value = b"elsewhere";
+        assert!(MessageBuilder::request(Method::Bye, "sip:a@b")
+            .unwrap()
+            .copy_header(&stray)
+            .is_err());
     }
 
     #[test]
