@@ -95,8 +95,8 @@ async fn shutdown_signal() {
 }
 
 // mimalloc instead of glibc's malloc: a call allocates some 500 times on
-// the SIP path and in publishing, and glibc spent ~270 instructions per
-// allocation and free (callgrind: 9 % fewer instructions per call, 4-16 %
+// the SIP path and in publishing, and glibc spent ~270 instructions on
+// an allocation and its free (callgrind: 9 % fewer instructions per call, 3-16 %
 // less CPU per call at 1,000-3,000 calls/s; bench/RESULTS.md, sixth
 // session). SQLite keeps its own allocator calls into the C library.
 #[global_allocator]
