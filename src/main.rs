@@ -7,6 +7,7 @@ use switchboard::app;
 use switchboard::config::{Cli, Command, LogFormat, Settings};
 
 fn main() -> std::process::ExitCode {
+    refuse_transparent_huge_pages();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -101,3 +102,38 @@ async fn shutdown_signal() {
 // session). SQLite keeps its own allocator calls into the C library.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Turns transparent huge pages off for this process. mimalloc advises
+/// huge pages on its arenas (`MADV_HUGEPAGE`, honoured where THP is in
+/// `madvise` mode, Debian's default) and hands idle pages back to the
+/// kernel after a second; the next allocation there faults a whole 2 MiB
+/// page in, which the kernel zeroes while the task that allocated waits.
+/// At 2,000 calls/s that zeroing was 10 % of Switchboard's CPU samples and
+/// the added setup p99 was 10-20 ms; without huge pages it was 3.3-4.0 ms,
+/// and RSS under load was lower (bench/RESULTS.md, seventh session). The
+/// flag covers mappings made before it too: the kernel checks it at each
+/// fault (prctl(2), PR_SET_THP_DISABLE).
+fn refuse_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with PR_SET_THP_DISABLE takes four integer
+        // arguments and touches no memory of ours.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_SET_THP_DISABLE,
+                1 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if rc != 0 {
+            // Older kernels or seccomp may refuse; Switchboard works as
+            // before, only with the page faults described above.
+            eprintln!(
+                "switchboard: transparent huge pages left on: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}

@@ -87,6 +87,11 @@ impl SwitchboardProcess {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("SIGKILL");
