@@ -105,14 +105,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process. mimalloc advises
 /// huge pages on its arenas (`MADV_HUGEPAGE`, honoured where THP is in
-/// `madvise` mode, Debian's default) and hands idle pages back to the
-/// kernel after a second; the next allocation there faults a whole 2 MiB
-/// page in, which the kernel zeroes while the task that allocated waits.
-/// At 2,000 calls/s that zeroing was 10 % of Switchboard's CPU samples and
-/// the added setup p99 was 10-20 ms; without huge pages it was 3.3-4.0 ms,
-/// and RSS under load was lower (bench/RESULTS.md, seventh session). The
-/// flag covers mappings made before it too: the kernel checks it at each
-/// fault (prctl(2), PR_SET_THP_DISABLE).
+/// `madvise` mode; in `always` mode the kernel uses them unasked) and
+/// hands idle pages back to the kernel after a second; the next allocation
+/// there faults a whole 2 MiB page in, which the kernel zeroes while the
+/// task that allocated waits. At 2,000 calls/s that zeroing was 10 % of
+/// Switchboard's CPU samples and the added setup p99 was 10-20 ms; without
+/// huge pages it was 3.3-4.0 ms, and peak RSS at 1,000 calls/s 13 % lower
+/// (bench/RESULTS.md, seventh session). The flag covers mappings made
+/// before it too: the kernel checks it at each fault (prctl(2),
+/// PR_SET_THP_DISABLE). The allocator crate's `no_thp` feature only drops
+/// the `madvise`, which leaves `always` mode as it was.
 fn refuse_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {
