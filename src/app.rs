@@ -19,6 +19,7 @@ use crate::relay::registrar::{Registrar, RegistrarConfig};
 use crate::sip::engine::{Engine, EngineConfig};
 use crate::sip::transaction::{LayerConfig, TransactionLayer};
 use crate::sip::transport::{Outbound, TcpConfig, Transports};
+use crate::sip_threads::SipThreads;
 use crate::store::Store;
 
 /// The sockets a node serves on, bound before it starts (tests bind port 0).
@@ -77,17 +78,30 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let settings = state.settings.clone();
 
-    // SIP: transports → engine → transaction layer → relay core.
-    let transports = Transports::new(
-        listeners.sip_udp,
-        listeners.sip_tcp,
-        TcpConfig::default(),
-        EngineConfig::default().limits,
-        stop_rx.clone(),
-    )
-    .context("SIP transports")?;
+    // SIP: transports → engine → transaction layer → relay core, all on the
+    // SIP threads: its sockets registered with, and its tasks spawned on, their
+    // runtime (see `sip_threads`).
+    let sip = SipThreads::start("sip", settings.sip_threads as usize)
+        .context("starting the SIP threads")?;
+    let (transports, layer, tu_events) = {
+        let _on_sip = sip.handle().enter();
+        let udp = UdpSocket::from_std(listeners.sip_udp.into_std()?)
+            .context("moving the SIP UDP socket to the SIP threads")?;
+        let tcp = TcpListener::from_std(listeners.sip_tcp.into_std()?)
+            .context("moving the SIP TCP listener to the SIP threads")?;
+        let transports = Transports::new(
+            udp,
+            tcp,
+            TcpConfig::default(),
+            EngineConfig::default().limits,
+            stop_rx.clone(),
+        )
+        .context("SIP transports")?;
+        let outbound: Arc<dyn Outbound> = transports.clone();
+        let (layer, tu_events) = TransactionLayer::start(outbound, LayerConfig::default());
+        (transports, layer, tu_events)
+    };
     let outbound: Arc<dyn Outbound> = transports.clone();
-    let (layer, tu_events) = TransactionLayer::start(outbound.clone(), LayerConfig::default());
     let engine_config = EngineConfig::default();
     let product = engine_config.product.clone();
     let engine = Arc::new(Engine::new(engine_config, outbound, layer.clone()));
@@ -190,9 +204,11 @@ pub async fn run(
             failures: settings.as_probe_failures,
         },
         store: store.clone(),
+        background: tokio::runtime::Handle::current(),
     });
     let (command_tx, command_rx) = mpsc::channel(64);
-    tokio::spawn(core.run(tu_events, command_rx, stop_rx.clone()));
+    sip.handle()
+        .spawn(core.run(tu_events, command_rx, stop_rx.clone()));
     let relay = crate::relay::RelayHandle::new(command_tx);
     tokio::spawn(crate::relay::cluster::follow(
         store.clone(),
@@ -203,7 +219,10 @@ pub async fn run(
     ));
     state.relay = Some(relay);
     tokio::spawn(expire_bindings(registrar.clone(), stop_rx.clone()));
-    transports.run(engine);
+    {
+        let _on_sip = sip.handle().enter();
+        transports.run(engine);
+    }
     tracing::info!(sip = %transports.udp_addr(), "SIP listening on UDP and TCP");
 
     state.registrar = Some(registrar);
@@ -214,6 +233,7 @@ pub async fn run(
     let _ = cdr_publisher.await;
     let _ = charge_publisher.await;
     let _ = heartbeat.await;
+    sip.stop();
     result
 }
 

@@ -94,6 +94,8 @@ pub struct Settings {
     /// Where CDRs and charges wait while the database is unreachable.
     pub spool_dir: PathBuf,
     pub log_format: LogFormat,
+    /// Worker threads of the SIP engine's own runtime (see `sip_threads`).
+    pub sip_threads: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -142,6 +144,7 @@ impl Default for Settings {
             node_name: default_node_name(),
             spool_dir: PathBuf::from("switchboard-spool"),
             log_format: LogFormat::Text,
+            sip_threads: 1,
         }
     }
 }
@@ -269,6 +272,10 @@ pub struct Overrides {
     /// Log format: text or json.
     #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Worker threads of the SIP engine (HTTP and database work run on
+    /// threads of their own).
+    #[arg(long, global = true, env = "SWITCHBOARD_SIP_THREADS")]
+    pub sip_threads: Option<String>,
 }
 
 /// The TOML file: same names as the flags, in snake_case.
@@ -293,6 +300,7 @@ struct FileSettings {
     node_name: Option<String>,
     spool_dir: Option<String>,
     log_format: Option<String>,
+    sip_threads: Option<u64>,
 }
 
 /// In TOML the algorithm list may be an array or a comma separated string.
@@ -440,7 +448,7 @@ impl Settings {
                 .parse()
                 .map_err(|e| invalid("digest_challenges", raw.source_name, e))?;
         }
-        let numbers: [WholeNumber<'_>; 6] = [
+        let numbers: [WholeNumber<'_>; 7] = [
             (
                 "session_min_se_seconds",
                 "SWITCHBOARD_SESSION_MIN_SE_SECONDS",
@@ -488,6 +496,14 @@ impl Settings {
                 file.as_probe_failures,
                 1..=100,
                 &mut s.as_probe_failures,
+            ),
+            (
+                "sip_threads",
+                "SWITCHBOARD_SIP_THREADS",
+                &o.sip_threads,
+                file.sip_threads,
+                1..=256,
+                &mut s.sip_threads,
             ),
         ];
         for (setting, env, cli_value, file_value, range, target) in numbers {

@@ -11,5 +11,6 @@ pub mod config;
 pub mod relay;
 pub mod shutdown;
 pub mod sip;
+pub mod sip_threads;
 pub mod store;
 pub mod write_behind;

@@ -42,6 +42,24 @@ fn defaults_run_without_setup() {
     assert_eq!(value_of(&c, "database_url"), "\"sqlite://switchboard.db\"");
     assert_eq!(value_of(&c, "digest_algorithms"), "[\"MD5\",\"SHA-256\"]");
     assert_eq!(value_of(&c, "digest_challenges"), "\"first\"");
+    assert_eq!(value_of(&c, "sip_threads"), "1");
+}
+
+#[test]
+fn sip_threads_by_flag_and_its_bounds() {
+    let c = effective(&["config", "--sip-threads", "4"], &[]);
+    assert_eq!(value_of(&c, "sip_threads"), "4");
+    for bad in ["0", "257", "two"] {
+        let out = switchboard(&["config"], &[("SWITCHBOARD_SIP_THREADS", bad)]);
+        assert_eq!(out.status.code(), Some(2), "{bad} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("sip_threads")
+                && err.contains("SWITCHBOARD_SIP_THREADS")
+                && err.contains("from 1 to 256"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

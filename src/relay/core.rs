@@ -108,6 +108,10 @@ pub struct CoreDeps {
     pub config: RelayConfig,
     pub health: HealthConfig,
     pub store: crate::store::Store,
+    /// Where the core's database work runs: the main runtime. The core
+    /// itself runs on the SIP runtime, whose reactor must not come to own
+    /// database connections (they would die with it).
+    pub background: tokio::runtime::Handle,
 }
 
 pub struct Core {

@@ -98,7 +98,7 @@ impl Core {
         let store = self.d.store.clone();
         let catalog = self.d.catalog.clone();
         let id = id.to_string();
-        tokio::spawn(async move {
+        self.d.background.spawn(async move {
             if let Err(e) = store.set_app_server_health(&id, health).await {
                 tracing::warn!(app_server = %id, error = %e, "cannot store app server health");
             }

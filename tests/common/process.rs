@@ -44,6 +44,18 @@ impl SwitchboardProcess {
         sip_port: u16,
         http_port: u16,
     ) -> SwitchboardProcess {
+        Self::start_with_env(database_url, spool_dir, sip_port, http_port, &[]).await
+    }
+
+    /// [`SwitchboardProcess::start`] with more environment variables
+    /// (settings), set after the defaults above so they win.
+    pub async fn start_with_env(
+        database_url: &str,
+        spool_dir: &Path,
+        sip_port: u16,
+        http_port: u16,
+        env: &[(&str, &str)],
+    ) -> SwitchboardProcess {
         let log = std::fs::File::create(spool_dir.with_extension("log")).expect("log file");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("serve")
@@ -58,6 +70,7 @@ impl SwitchboardProcess {
             .env("SWITCHBOARD_SPOOL_DIR", spool_dir)
             .env("SWITCHBOARD_AS_PROBE_INTERVAL_SECONDS", "3600")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

@@ -1,0 +1,91 @@
+//! The threads the SIP engine runs on: a tokio runtime of its own (setting
+//! `sip_threads`, one by default), apart from the runtime that serves HTTP
+//! and writes to the database.
+//!
+//! Why: a message crosses three tasks on its way through (receive loop,
+//! transaction shard, relay core, and back to a shard). When the next task
+//! is idle, the hand-over on a work-stealing runtime of several workers
+//! often wakes a parked worker (a futex or eventfd write, and a context
+//! switch on the other core); the relay core is one task, so it gains
+//! little from a second worker. With one SIP worker the hand-over is a push
+//! onto that worker's own run queue: 15-22 % less CPU per call at 2,000-3,000
+//! calls/s on a 2-core machine (bench/RESULTS.md, eighth session). The
+//! write-behind tasks (publishers, ledgers) and the HTTP API stay on the main
+//! runtime, so their batch work never holds up a SIP message.
+//!
+//! Nothing here knows SIP: it is a runtime handle and the threads behind it.
+
+use std::io;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+/// A running SIP runtime. Dropping it (or [`SipThreads::stop`]) shuts it
+/// down without waiting: tasks still on it are dropped.
+pub struct SipThreads {
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl SipThreads {
+    /// Starts `workers` threads (at least one) named `name`, with IO and
+    /// timers enabled.
+    pub fn start(name: &str, workers: usize) -> io::Result<Self> {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .thread_name(name)
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Where to spawn the SIP tasks and register the SIP sockets
+    /// (`handle().enter()` while creating them).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Shuts the runtime down. Callable from async code: a runtime dropped
+    /// the ordinary way would block the caller's worker until its tasks
+    /// yield.
+    pub fn stop(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for SipThreads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tasks_run_on_the_named_threads_until_stopped() {
+        let sip = SipThreads::start("sip-test", 1).expect("start");
+        let name = sip
+            .handle()
+            .spawn(async { std::thread::current().name().map(str::to_string) })
+            .await
+            .expect("task");
+        assert_eq!(name.as_deref(), Some("sip-test"));
+        let (_tx, rx) = oneshot::channel::<()>();
+        let pending = sip.handle().spawn(async move {
+            let _ = rx.await;
+        });
+        sip.stop();
+        let ended = pending.await.expect_err("the runtime dropped the task");
+        assert!(ended.is_cancelled());
+    }
+}
