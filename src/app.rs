@@ -85,9 +85,15 @@ pub async fn run(
         .context("starting the SIP threads")?;
     let (transports, layer, tu_events) = {
         let _on_sip = sip.handle().enter();
-        let udp = UdpSocket::from_std(listeners.sip_udp.into_std()?)
+        let udp = listeners
+            .sip_udp
+            .into_std()
+            .and_then(UdpSocket::from_std)
             .context("moving the SIP UDP socket to the SIP threads")?;
-        let tcp = TcpListener::from_std(listeners.sip_tcp.into_std()?)
+        let tcp = listeners
+            .sip_tcp
+            .into_std()
+            .and_then(TcpListener::from_std)
             .context("moving the SIP TCP listener to the SIP threads")?;
         let transports = Transports::new(
             udp,
