@@ -49,17 +49,15 @@ impl SipThreads {
         &self.handle
     }
 
-    /// Shuts the runtime down. Callable from async code: a runtime dropped
-    /// the ordinary way would block the caller's worker until its tasks
-    /// yield.
-    pub fn stop(mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+    /// Shuts the runtime down (what dropping does; named for the caller
+    /// that ends it on purpose).
+    pub fn stop(self) {}
 }
 
 impl Drop for SipThreads {
+    /// Callable from async code: a runtime dropped the ordinary way would
+    /// block the caller's worker until its tasks yield (and tokio panics
+    /// when that happens inside a runtime).
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
