@@ -137,6 +137,7 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         pg_pids = db.backend_pids() if db else []
         pg0 = sum(procfs.cpu_seconds(p) or 0 for p in pg_pids)
         tasks0 = procfs.task_runtimes()
+        threads0 = procfs.thread_runtimes(sb.pid)
         cpu0, t0 = procfs.cpu_seconds(sb.pid), time.monotonic()
         drops0 = procfs.udp_rcvbuf_errors()
         sampler = procfs.Sampler(sb.pid, interval=1.0, max_seconds=uac_timeout + 120).start()
@@ -165,6 +166,7 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         sampler.stop()
         cpu1, t1 = procfs.cpu_seconds(sb.pid), time.monotonic()
         tasks1 = procfs.task_runtimes()
+        threads1 = procfs.thread_runtimes(sb.pid)
         pg1 = sum(procfs.cpu_seconds(p) or 0 for p in pg_pids)
         hwm = procfs.status_kib(sb.pid, "VmHWM")
         ctx1 = procfs.ctx_switches(sb.pid)
@@ -177,6 +179,14 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
         r["db_activity_per_call"] = per_call(db.activity(), act0, r["ok"])
     if ctx0 and ctx1 and r["ok"]:
         r["ctx_switches_per_call"] = round((sum(ctx1) - sum(ctx0)) / r["ok"], 1)
+    if r["ok"]:
+        # by thread name; a thread that came or went within the step counts
+        # only for the part both readings saw
+        by = {k: round((v - threads0[k]) * 1e6 / r["ok"], 1)
+              for k, v in threads1.items() if k in threads0}
+        r["cpu_us_per_call_by_thread"] = by
+        r["sip_us_per_call"] = by.get("sip")
+        r["sqlite_us_per_call"] = by.get("sqlx-sqlite-wor")
     sb_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
     wall = t1 - t0
     # everything else that ran meanwhile (sipp is gone by t1, so not in it)

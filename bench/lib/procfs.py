@@ -55,17 +55,24 @@ def threads(pid):
         return 0
 
 
+def thread_dirs(pid):
+    """/proc directories of `pid`'s live threads, None once it is gone."""
+    try:
+        return [f"/proc/{pid}/task/{t}" for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return None
+
+
 def ctx_switches(pid):
     """Context switches (voluntary, involuntary) summed over the live
     threads: each wake-up of a parked thread is one."""
     vol = invol = 0
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+    tasks = thread_dirs(pid)
+    if tasks is None:
         return None
-    for t in tids:
+    for t in tasks:
         try:
-            with open(f"/proc/{pid}/task/{t}/status") as f:
+            with open(f"{t}/status") as f:
                 for line in f:
                     if line.startswith("voluntary_ctxt_switches:"):
                         vol += int(line.split()[1])
@@ -105,6 +112,22 @@ def task_runtimes():
                     out[(int(p), int(t))] = int(f.read().split()[0]) / 1e9
             except (OSError, ValueError, IndexError):
                 pass
+    return out
+
+
+def thread_runtimes(pid):
+    """{thread name: seconds on CPU} of `pid`'s live threads, threads of
+    one name summed (tokio names its workers alike), from schedstat."""
+    out = {}
+    for t in thread_dirs(pid) or []:
+        try:
+            with open(f"{t}/comm") as f:
+                name = f.read().strip()
+            with open(f"{t}/schedstat") as f:
+                secs = int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+        out[name] = out.get(name, 0.0) + secs
     return out
 
 

@@ -7,6 +7,7 @@ COLS = [("who", 10, "engine"), ("rate", 6, "rate"), ("achieved", 8, "achieved"),
         ("p99ms", 5, "setup_p99"), ("set50us", 7, "setup_us_p50"), ("set99us", 7, "setup_us_p99"),
         ("add50us", 7, "added_us_p50"), ("add99us", 7, "added_us_p99"),
         ("us/call", 7, "cpu_us_per_call"), ("us_stdy", 7, "cpu_us_steady"),
+        ("sip_us", 6, "sip_us_per_call"), ("sql_us", 6, "sqlite_us_per_call"),
         ("pg_us", 5, "pg_us_per_call"), ("cpu%", 5, "sb_cpu_pct"),
         ("rssMiB", 6, "peak_rss_kib"), ("CDRs", 7, "cdrs"), ("other%", 6, "other_pct"),
         ("drops", 5, "udp_drops"), ("pass", 4, "pass")]
@@ -21,7 +22,9 @@ capture 3 s into the step; add50us/add99us = the part of it spent inside
 Switchboard (407, INVITE relay, 200 relay); us/call = Switchboard CPU
 (utime+stime over the whole step, write-behind included) / successful
 calls; us_stdy = CPU share while calls were offered / offered rate (the
-peer harness's relay_us); pg_us = CPU of the PostgreSQL backends serving
+peer harness's relay_us); sip_us / sql_us = the part of us/call spent on
+the threads named "sip" (the SIP engine) / "sqlx-sqlite-wor" (SQLite's
+worker threads); pg_us = CPU of the PostgreSQL backends serving
 Switchboard / successful call; cpu% = Switchboard CPU in % of one core over
 the step; rssMiB = Switchboard peak RSS (VmHWM, reset per step); CDRs = new
 CDRs over REST after the step (must equal ok); other% = CPU of everything
