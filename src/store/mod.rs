@@ -141,6 +141,11 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                // A multi-row upsert keeps a statement journal (to undo
+                // itself alone on a constraint failure); past 64 KiB SQLite
+                // spills it to a temporary file, a write() per page. The
+                // write-behind batches pass that size at load.
+                .pragma("temp_store", "memory")
                 .busy_timeout(Duration::from_secs(5));
             Pool::Sqlite(
                 SqlitePoolOptions::new()

@@ -42,6 +42,9 @@ pub(crate) fn check_uri(uri: &[u8]) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Bytes reserved for a response's added headers on the first one.
+const EXTRA_ROOM: usize = 256;
+
 pub(crate) fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -139,6 +142,11 @@ impl<'a> ResponseBuilder<'a> {
         let v = value.as_ref();
         check_name(name.as_bytes())?;
         check_value(v)?;
+        // Room for the usual few added headers at once: growing from
+        // empty reallocated once or twice per header (16 times per call).
+        if self.extra.capacity() == 0 {
+            self.extra.reserve(EXTRA_ROOM);
+        }
         push_header(&mut self.extra, name.as_bytes(), v);
         Ok(self)
     }

@@ -113,6 +113,7 @@ pub trait Outbound: Send + Sync + 'static {
 mod connections;
 mod tcp;
 mod udp;
+mod udp_batch;
 
 pub use connections::Transports;
 pub use tcp::TcpConfig;

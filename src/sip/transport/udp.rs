@@ -1,4 +1,5 @@
-//! UDP: one socket, one receiving task, one allocation per datagram.
+//! UDP: one socket, one receiving task taking datagrams in batches
+//! (`udp_batch`), one allocation per datagram.
 //!
 //! One task, not one per core: tokio wakes every task waiting on a socket
 //! when a datagram arrives, so a second task only doubled the wake-ups
@@ -10,12 +11,15 @@
 //! /proc/net/snmp), and a lost provisional or final response costs a
 //! retransmission 500 ms later, which strict peers take for a new request.
 
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use super::udp_batch::{ReceiveBatch, BATCH};
 use super::{Flow, Framing, Inbound};
 use crate::sip::message::is_keepalive;
 
@@ -49,28 +53,46 @@ pub(super) async fn receive_loop(
             return;
         }
     };
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut batch = ReceiveBatch::new(MAX_DATAGRAM);
     loop {
-        let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
+        tokio::select! {
+            r = socket.readable() => if let Err(e) = r {
+                tracing::error!(error = %e, "UDP socket no longer pollable");
+                return;
+            },
             _ = shutdown.changed() => return,
-        };
-        match received {
-            Ok((n, remote)) => {
-                let datagram = &buf[..n];
-                // RFC 5626 §4.4.1 keep-alives and stray CRLFs carry nothing.
-                if n == 0 || is_keepalive(datagram) {
-                    continue;
-                }
-                inbound.on_frame(
-                    Bytes::copy_from_slice(datagram),
-                    Flow::udp(local, remote),
-                    Framing::Datagram,
-                );
-            }
+        }
+        // One batch per readiness: `readable()` spends the task's
+        // cooperative budget, so a flood still lets the shards and the core
+        // run. A short batch emptied the queue: answering WouldBlock makes
+        // tokio clear the readiness, which it does only if no datagram was
+        // signalled since (it compares ticks), and saves the empty call a
+        // second `receive` would make.
+        let taken = socket.try_io(Interest::READABLE, || match batch.receive(&*socket)? {
+            n if n < BATCH => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        });
+        match taken {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             // ICMP errors from earlier sends surface here on some systems
             // (ECONNREFUSED); they say nothing about this socket.
-            Err(e) => tracing::trace!(error = %e, "UDP receive error"),
+            Err(e) => {
+                tracing::trace!(error = %e, "UDP receive error");
+                continue;
+            }
+        }
+        for (datagram, remote) in batch.datagrams() {
+            // RFC 5626 §4.4.1 keep-alives and stray CRLFs carry nothing.
+            let Some(remote) = remote else { continue };
+            if datagram.is_empty() || is_keepalive(datagram) {
+                continue;
+            }
+            inbound.on_frame(
+                Bytes::copy_from_slice(datagram),
+                Flow::udp(local, remote),
+                Framing::Datagram,
+            );
         }
     }
 }
