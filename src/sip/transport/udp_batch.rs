@@ -12,29 +12,59 @@ use std::os::fd::AsRawFd;
 /// Datagrams taken per call at most.
 pub(super) const BATCH: usize = 32;
 
-/// Buffers for one [`ReceiveBatch::receive`]: [`BATCH`] slots of `slot`
-/// bytes each, and where each datagram came from. The buffer is allocated
-/// zeroed and only the pages datagrams land in are ever touched, so RSS
-/// stays near the size of the datagrams, not `BATCH × slot`.
+/// Buffers for [`ReceiveBatch::receive`]: [`BATCH`] slots of `slot` bytes
+/// each, where each datagram came from, and the iovecs and message headers
+/// the kernel reads, which point into both. The buffer is allocated zeroed
+/// and only the pages datagrams land in are ever touched, so RSS stays near
+/// the size of the datagrams, not `BATCH × slot`.
+///
+/// The headers are built once: a wake-up at low load finds one datagram,
+/// and rebuilding 32 headers for it cost more instructions than the
+/// system calls saved.
 pub(super) struct ReceiveBatch {
     buffer: Vec<u8>,
     slot: usize,
     sources: Vec<libc::sockaddr_storage>,
-    lengths: [usize; BATCH],
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
     received: usize,
 }
 
+// SAFETY: the raw pointers inside `iovecs` and `headers` point only into
+// the heap blocks of this struct's own vectors, which never grow or shrink
+// after `new` and do not move when the struct does; they are used only
+// through `&mut self`.
+unsafe impl Send for ReceiveBatch {}
+
+const SOURCE_SIZE: libc::socklen_t = std::mem::size_of::<libc::sockaddr_storage>() as _;
+
 impl ReceiveBatch {
     pub(super) fn new(slot: usize) -> Self {
-        // SAFETY: sockaddr_storage is plain old data; all zeros is valid.
-        let empty: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        ReceiveBatch {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain old data;
+        // all zeros is valid for each.
+        let (source, iovec, header) = unsafe { std::mem::zeroed() };
+        let mut batch = ReceiveBatch {
             buffer: vec![0u8; BATCH * slot],
             slot,
-            sources: vec![empty; BATCH],
-            lengths: [0; BATCH],
+            sources: vec![source; BATCH],
+            iovecs: vec![iovec; BATCH],
+            headers: vec![header; BATCH],
             received: 0,
+        };
+        let slots = batch.buffer.chunks_exact_mut(slot);
+        for (((chunk, iov), source), header) in slots
+            .zip(&mut batch.iovecs)
+            .zip(&mut batch.sources)
+            .zip(&mut batch.headers)
+        {
+            iov.iov_base = chunk.as_mut_ptr().cast();
+            iov.iov_len = chunk.len();
+            header.msg_hdr.msg_name = std::ptr::from_mut(source).cast();
+            header.msg_hdr.msg_namelen = SOURCE_SIZE;
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
         }
+        batch
     }
 
     /// Takes up to [`BATCH`] queued datagrams without waiting. `Ok(n)` with
@@ -42,35 +72,20 @@ impl ReceiveBatch {
     /// empty already. A datagram longer than the slot is cut to it, as
     /// `recv_from` into a buffer of that size would.
     pub(super) fn receive(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
-        self.received = 0;
-        let mut iovecs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: mmsghdr is plain old data; all zeros is valid.
-        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, (chunk, iov)) in self
-            .buffer
-            .chunks_exact_mut(self.slot)
-            .zip(iovecs.iter_mut())
-            .enumerate()
-        {
-            iov.iov_base = chunk.as_mut_ptr().cast();
-            iov.iov_len = chunk.len();
-            let header = &mut headers[i].msg_hdr;
-            header.msg_name = std::ptr::from_mut(&mut self.sources[i]).cast();
-            header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            header.msg_iov = iov;
-            header.msg_iovlen = 1;
+        // The kernel wrote each used header's address length; a shorter
+        // one left in place would cut the next, longer address.
+        for header in &mut self.headers[..self.received] {
+            header.msg_hdr.msg_namelen = SOURCE_SIZE;
         }
-        // SAFETY: every header points at its own slot of `self.buffer`, its
-        // own `sockaddr_storage` and its own iovec, all alive and not
-        // otherwise borrowed until the call returns; the lengths given are
-        // theirs. MSG_DONTWAIT: the tokio reactor does the waiting.
+        self.received = 0;
+        // SAFETY: the headers point at their own slot, address and iovec,
+        // all owned by `self` and not otherwise borrowed until the call
+        // returns (see `new`); the lengths given are theirs. MSG_DONTWAIT:
+        // the tokio reactor does the waiting.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
-                headers.as_mut_ptr(),
+                self.headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -79,25 +94,22 @@ impl ReceiveBatch {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize;
-        for (length, header) in self.lengths.iter_mut().zip(&headers[..n]) {
-            *length = (header.msg_len as usize).min(self.slot);
-        }
-        self.received = n;
-        Ok(n)
+        self.received = n as usize;
+        Ok(self.received)
     }
 
     /// The datagrams of the last [`ReceiveBatch::receive`], in arrival
     /// order, with where they came from (`None`: an address family other
     /// than IPv4 and IPv6, which a UDP/IP socket never reports).
     pub(super) fn datagrams(&self) -> impl Iterator<Item = (&[u8], Option<SocketAddr>)> + '_ {
-        (0..self.received).map(move |i| {
-            let start = i * self.slot;
-            (
-                &self.buffer[start..start + self.lengths[i]],
-                source(&self.sources[i]),
-            )
-        })
+        let used = self.headers[..self.received].iter();
+        used.zip(&self.sources)
+            .enumerate()
+            .map(|(i, (header, source))| {
+                let start = i * self.slot;
+                let len = (header.msg_len as usize).min(self.slot);
+                (&self.buffer[start..start + len], self::source(source))
+            })
     }
 }
 
