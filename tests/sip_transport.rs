@@ -39,10 +39,22 @@ struct Fixture {
     _stop: watch::Sender<bool>,
 }
 
+/// A UDP socket and a TCP listener on the same free port. The port the
+/// kernel picks for UDP may be taken for TCP by another test running in
+/// parallel, so a few ports are tried.
+async fn udp_and_tcp_on_one_port() -> (UdpSocket, TcpListener) {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no port free for both UDP and TCP in 20 tries");
+}
+
 async fn fixture(config: TcpConfig, limits: Limits) -> Fixture {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let port = udp.local_addr().unwrap().port();
-    let tcp = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let (udp, tcp) = udp_and_tcp_on_one_port().await;
     let (stop, stop_rx) = watch::channel(false);
     let transports = Transports::new(udp, tcp, config, limits, stop_rx).unwrap();
     let recorder = Arc::new(Recorder::default());
