@@ -113,7 +113,10 @@ pub trait Outbound: Send + Sync + 'static {
 mod connections;
 mod tcp;
 mod udp;
+#[cfg(target_os = "linux")]
 mod udp_batch;
+#[cfg(any(not(target_os = "linux"), test))]
+mod udp_single;
 
 pub use connections::Transports;
 pub use tcp::TcpConfig;

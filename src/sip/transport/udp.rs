@@ -1,5 +1,6 @@
 //! UDP: one socket, one receiving task taking datagrams in batches
-//! (`udp_batch`), one allocation per datagram.
+//! (`udp_batch` on Linux, one at a time elsewhere: `udp_single`), one
+//! allocation per datagram.
 //!
 //! One task, not one per core: tokio wakes every task waiting on a socket
 //! when a datagram arrives, so a second task only doubled the wake-ups
@@ -19,7 +20,10 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+#[cfg(target_os = "linux")]
 use super::udp_batch::{ReceiveBatch, BATCH};
+#[cfg(not(target_os = "linux"))]
+use super::udp_single::{ReceiveBatch, BATCH};
 use super::{Flow, Framing, Inbound};
 use crate::sip::message::is_keepalive;
 
