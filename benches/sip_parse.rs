@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
     let limits = Limits::default();
     let input = Bytes::from_static(INVITE);
     {
-        let m = parse_datagram(input.clone(), &limits).unwrap();
+        let mut m = parse_datagram(input.clone(), &limits).unwrap();
         m.validate().unwrap();
         assert_eq!(m.body().len(), 325);
     }
@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("parse_validate_invite", |b| {
         b.iter(|| {
-            let m = parse_datagram(black_box(input.clone()), &limits).unwrap();
+            let mut m = parse_datagram(black_box(input.clone()), &limits).unwrap();
             m.validate().unwrap();
             black_box(m.get(HeaderName::CallId).is_some())
         })

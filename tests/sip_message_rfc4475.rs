@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use switchboard::sip::message::{
     frame_stream, parse_datagram, parse_stream_frame, Contact, Frame, HeaderName, HostKind, Limits,
-    Message, Method, ParseError, Rport, Scheme,
+    Message, Method, NameAddr, Params, ParseError, Rport, Scheme, Uri, Via,
 };
 
 fn data_dir() -> PathBuf {
@@ -85,7 +85,7 @@ fn udp_outcome(bytes: &Bytes) -> (Outcome, Result<Message, ParseError>) {
     let limits = Limits::default();
     match parse_datagram(bytes.clone(), &limits) {
         Ok(m) if m.is_response() => (Outcome::Drop, Ok(m)),
-        Ok(m) => match m.validate() {
+        Ok(mut m) => match m.validate() {
             Ok(()) => (Outcome::Process, Ok(m)),
             Err(e) if m.is_answerable() => (Outcome::Status(e.status_code()), Err(e)),
             Err(e) => (Outcome::Drop, Err(e)),
@@ -135,7 +135,7 @@ fn every_outcome_is_acceptable() {
         }
         // Valid messages must always parse (requests must also validate).
         if r.verdict == "valid" {
-            let m = parse_datagram(bytes.clone(), &Limits::default())
+            let mut m = parse_datagram(bytes.clone(), &Limits::default())
                 .unwrap_or_else(|e| panic!("{}: valid message rejected: {e}", r.name));
             if m.is_request() {
                 if let Err(e) = m.validate() {
@@ -198,7 +198,7 @@ fn salvage_allows_answering() {
         let head = Message::salvage(load(&format!("{name}.dat")), &limits).unwrap();
         assert!(head.is_answerable(), "{name}");
         let resp = head.reply(400, "Bad Request").unwrap().to_tag("x1").build();
-        let r = parse_datagram(Bytes::from(resp), &limits).unwrap();
+        let mut r = parse_datagram(Bytes::from(resp), &limits).unwrap();
         r.validate().unwrap();
         assert_eq!(r.status(), Some(400));
         assert_eq!(r.call_id().unwrap(), head.call_id().unwrap());
@@ -216,7 +216,7 @@ fn salvage_allows_answering() {
         .unwrap()
         .to_tag("t")
         .build();
-    let r = parse_datagram(Bytes::from(out), &limits).unwrap();
+    let mut r = parse_datagram(Bytes::from(out), &limits).unwrap();
     r.validate().unwrap();
     assert_eq!(r.reason(), Some(&b"Malformed Contact header"[..]));
 }
@@ -558,11 +558,16 @@ fn tcp_framing_of_corpus() {
 fn tag_shortcuts_match_full_parses() {
     let mut compared = 0;
     for r in rows() {
-        let Ok(m) = parse_datagram(load(&r.file), &Limits::default()) else {
+        let Ok(mut m) = parse_datagram(load(&r.file), &Limits::default()) else {
             continue;
         };
-        let full_to = m.to_header().ok().and_then(|t| t.tag());
-        let full_from = m.from_header().ok().and_then(|f| f.tag());
+        let full_to = m.to_header().ok().and_then(|t| t.tag()).map(<[u8]>::to_vec);
+        let full_from = m
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag())
+            .map(<[u8]>::to_vec);
+        let (full_to, full_from) = (full_to.as_deref(), full_from.as_deref());
         if m.validate().is_ok() {
             assert_eq!(m.to_tag(), full_to, "{} To", r.name);
             assert_eq!(m.from_tag(), full_from, "{} From", r.name);
@@ -577,6 +582,48 @@ fn tag_shortcuts_match_full_parses() {
                 assert_eq!(m.from_tag(), Some(t), "{} From", r.name);
             }
         }
+    }
+    assert!(compared >= 20, "only {compared} messages validated");
+}
+
+/// What `validate` keeps (the top Via, From, To and Request-URI, read
+/// afterwards without a parse) is what a fresh parse of the same bytes
+/// gives, part for part and at the same place in the buffer, on every
+/// message of the corpus that validates.
+#[test]
+fn kept_views_are_the_fresh_parses() {
+    let mut compared = 0;
+    for r in rows() {
+        let Ok(mut m) = parse_datagram(load(&r.file), &Limits::default()) else {
+            continue;
+        };
+        if m.validate().is_err() {
+            continue;
+        }
+        let via_value = m.values(HeaderName::Via).next().expect("a Via");
+        let fresh = Via::parse(via_value).expect("the top Via parses");
+        let kept = m.top_via().expect("kept Via");
+        assert_eq!(kept, fresh, "{} Via", r.name);
+        assert_eq!(kept.raw().as_ptr(), fresh.raw().as_ptr(), "{} Via", r.name);
+        assert_eq!(kept.params().raw().as_ptr(), fresh.params().raw().as_ptr());
+        for (name, kept) in [
+            (HeaderName::From, m.from_header().expect("kept From")),
+            (HeaderName::To, m.to_header().expect("kept To")),
+        ] {
+            let value = m.get(name).expect("the header").value;
+            let fresh = NameAddr::parse(value).expect("parses");
+            assert_eq!(kept, fresh, "{} {name:?}", r.name);
+            assert_eq!(kept.uri().raw().as_ptr(), fresh.uri().raw().as_ptr());
+            let end = |p: Params<'_>| p.raw().as_ptr_range().end;
+            assert_eq!(end(kept.params()), end(fresh.params()), "{}", r.name);
+            assert_eq!(end(kept.uri().params()), end(fresh.uri().params()));
+        }
+        if let Some(raw) = m.request_uri_raw() {
+            let kept = m.request_uri().expect("kept Request-URI");
+            assert_eq!(kept, Uri::parse(raw).expect("parses"), "{} R-URI", r.name);
+            assert_eq!(kept.raw().as_ptr(), raw.as_ptr());
+        }
+        compared += 1;
     }
     assert!(compared >= 20, "only {compared} messages validated");
 }

@@ -311,7 +311,7 @@ proptest! {
             .header("i", "abc@def").unwrap()
             .header("CSeq", "1 OPTIONS").unwrap()
             .build(b"");
-        let m = parse_datagram(Bytes::from(wire), &Limits::default()).unwrap();
+        let mut m = parse_datagram(Bytes::from(wire), &Limits::default()).unwrap();
         m.validate().unwrap();
         let v = m.top_via().unwrap();
         prop_assert_eq!(v.transport(), transport.as_bytes());
@@ -346,7 +346,7 @@ fn corpus() -> &'static [Vec<u8>] {
 fn fuzz_one(data: &[u8]) {
     let limits = Limits::default();
     let bytes = Bytes::copy_from_slice(data);
-    let m = match parse_datagram(bytes.clone(), &limits) {
+    let mut m = match parse_datagram(bytes.clone(), &limits) {
         Ok(m) => m,
         Err(_) => {
             if let Some(h) = Message::salvage(bytes, &limits) {

@@ -91,7 +91,7 @@ fn config() -> LayerConfig {
 }
 
 fn parse(text: &str) -> Message {
-    let m = Message::parse_text(text, &Limits::default()).expect("test message");
+    let mut m = Message::parse_text(text, &Limits::default()).expect("test message");
     m.validate().expect("valid test message");
     m
 }

@@ -60,7 +60,7 @@ impl Engine {
         &self.config
     }
 
-    fn on_message(&self, msg: Message, flow: Flow) {
+    fn on_message(&self, mut msg: Message, flow: Flow) {
         if msg.is_response() {
             // Responses are matched by the transaction layer; one that is
             // malformed or matches nothing is dropped (RFC 3261 §18.1.2).

@@ -75,7 +75,14 @@ pub fn stamp(msg: Message, flow: &Flow, limits: &Limits) -> (Message, Flow) {
         }
         Err(_) => (None, *flow),
     };
-    (stamped.unwrap_or(msg), reply)
+    match stamped {
+        Some(mut stamped) => {
+            // The transaction layer and the relay read the new top Via.
+            stamped.keep_top_via();
+            (stamped, reply)
+        }
+        None => (msg, reply),
+    }
 }
 
 /// IPv4 peers of a dual-stack socket appear as `::ffff:a.b.c.d`.
@@ -124,6 +131,28 @@ mod tests {
 
     fn from(src: &str) -> Flow {
         Flow::udp("127.0.0.1:5060".parse().unwrap(), src.parse().unwrap())
+    }
+
+    #[test]
+    fn a_stamped_request_keeps_its_views_at_their_new_places() {
+        let mut m = msg("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx");
+        m.validate().expect("valid");
+        let (m, _) = stamp(m, &from("203.0.113.7:40000"), &Limits::default());
+        let fresh = Message::parse(m.as_bytes()).expect("parses");
+        // The stamped Via, and From and To, which moved behind it.
+        assert_eq!(top_via_of(&m), top_via_of(&fresh));
+        assert_eq!(m.top_via().expect("via"), fresh.top_via().expect("via"));
+        assert_eq!(
+            m.from_header().expect("from"),
+            fresh.from_header().expect("from")
+        );
+        assert_eq!(m.to_header().expect("to"), fresh.to_header().expect("to"));
+        assert_eq!(m.from_tag(), Some(&b"1"[..]));
+        assert_eq!(
+            m.request_uri().expect("uri"),
+            fresh.request_uri().expect("uri")
+        );
+        assert!(m.views.is_some(), "the views were kept, not dropped");
     }
 
     #[test]

@@ -302,7 +302,7 @@ mod tests {
         e.append_header("X-Added", "yes").unwrap();
         e.remove("record-route");
         e.set_body(Some("text/plain"), b"hello world").unwrap();
-        let m = parse_datagram(Bytes::from(e.render()), &Limits::default()).unwrap();
+        let mut m = parse_datagram(Bytes::from(e.render()), &Limits::default()).unwrap();
         m.validate().unwrap();
         assert_eq!(m.request_uri_raw(), Some(&b"sip:bob@192.0.2.4:5080"[..]));
         let hosts: Vec<Vec<u8>> = m.vias().map(|v| v.unwrap().host().raw().to_vec()).collect();

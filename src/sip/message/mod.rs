@@ -8,7 +8,9 @@
 //!    enforced before allocating, one `Bytes` buffer + byte ranges;
 //! 3. [`Message::validate`]: typed checks of the headers the core relies
 //!    on; typed views ([`Via`], [`NameAddr`], [`CSeq`], [`Uri`] ...) are
-//!    parsed lazily and borrow from the buffer;
+//!    parsed lazily and borrow from the buffer, and the top Via, From, To
+//!    and Request-URI that `validate` parsed are kept with the message
+//!    (`views`), so reading them again costs no parse;
 //! 4. [`ResponseBuilder`], [`MessageBuilder`], [`Editor`] render new or
 //!    modified messages, copying untouched header lines verbatim.
 //!
@@ -34,6 +36,7 @@ mod scan;
 mod uri;
 mod validate;
 mod via;
+mod views;
 
 pub use auth::Credentials;
 pub use cseq::CSeq;

@@ -11,10 +11,12 @@ use super::header::HeaderName;
 use super::method::Method;
 use super::scan::{eq_ic, CommaSplit};
 use super::uri::Uri;
+use super::views::Views;
 use super::ParseError;
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Byte range inside [`Message::as_bytes`] (u32: messages are bounded by
 /// [`super::Limits`], far below 4 GiB).
@@ -74,6 +76,9 @@ pub struct Message {
     pub(crate) start_end: u32,
     pub(crate) body: Span,
     pub(crate) content_length: Option<u32>,
+    /// What `validate` parsed, kept (`None` before it, and for messages
+    /// built here).
+    pub(crate) views: Option<Arc<Views>>,
 }
 
 /// A borrowed view of one header line.
@@ -217,6 +222,9 @@ impl Message {
     /// The parsed Request-URI. Unknown schemes parse as
     /// [`super::Scheme::Other`] (answer 416, not 400).
     pub fn request_uri(&self) -> Result<Uri<'_>, ParseError> {
+        if let Some(kept) = self.kept_request_uri() {
+            return Ok(kept);
+        }
         let raw = self.request_uri_raw().ok_or(ParseError::BadRequestLine)?;
         Uri::parse(raw).map_err(|_| ParseError::BadRequestUri)
     }
@@ -418,6 +426,7 @@ impl Message {
                 end: shift(self.body.end),
             },
             content_length: self.content_length,
+            views: self.views.as_ref().map(|v| Arc::new(v.shifted(&at, grown))),
         })
     }
 

@@ -9,9 +9,10 @@
 
 use super::header::HeaderName;
 use super::msg::Message;
-use super::params::{Mode, Params};
+use super::params::{Mode, Params, ParamsAt};
 use super::scan::{self, is_ws, quoted_end, skip_ws, trim_ws, unquote};
-use super::uri::Uri;
+use super::uri::{Uri, UriAt};
+use super::views::Rel;
 use super::ParseError;
 use std::borrow::Cow;
 
@@ -170,6 +171,38 @@ impl<'a> NameAddr<'a> {
     }
 }
 
+/// A [`NameAddr`] kept by offsets into its value (see `views`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NameAddrAt {
+    display: Option<Rel>,
+    uri: UriAt,
+    bracketed: bool,
+    params: ParamsAt,
+}
+
+impl<'a> NameAddr<'a> {
+    pub(crate) fn keep(&self) -> Option<NameAddrAt> {
+        let base = self.raw;
+        Some(NameAddrAt {
+            display: Rel::of_opt(base, self.display)?,
+            uri: self.uri.keep_in(base)?,
+            bracketed: self.bracketed,
+            params: self.params.keep_in(base)?,
+        })
+    }
+
+    /// The value kept by [`NameAddr::keep`], in its text `raw`.
+    pub(crate) fn load(at: &NameAddrAt, raw: &'a [u8]) -> Option<NameAddr<'a>> {
+        Some(NameAddr {
+            raw,
+            display: Rel::get_opt(at.display, raw)?,
+            uri: Uri::load_in(&at.uri, raw)?,
+            bracketed: at.bracketed,
+            params: Params::load_in(&at.params, raw)?,
+        })
+    }
+}
+
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`
 fn parse_qvalue(v: &[u8]) -> Option<u16> {
     let (int, frac) = match memchr::memchr(b'.', v) {
@@ -208,22 +241,34 @@ impl Message {
 
     /// The From header (first line; duplicates are reported by `validate`).
     pub fn from_header(&self) -> Result<NameAddr<'_>, ParseError> {
-        self.single_name_addr(HeaderName::From)
+        match self.kept_from() {
+            Some(kept) => Ok(kept),
+            None => self.single_name_addr(HeaderName::From),
+        }
     }
 
     /// The To header.
     pub fn to_header(&self) -> Result<NameAddr<'_>, ParseError> {
-        self.single_name_addr(HeaderName::To)
+        match self.kept_to() {
+            Some(kept) => Ok(kept),
+            None => self.single_name_addr(HeaderName::To),
+        }
     }
 
     /// The From tag, for a message `validate` accepted (see [`header_tag`]).
     pub fn from_tag(&self) -> Option<&[u8]> {
-        header_tag(self.get(HeaderName::From)?.value)
+        match self.kept_from() {
+            Some(kept) => kept.tag(),
+            None => header_tag(self.get(HeaderName::From)?.value),
+        }
     }
 
     /// The To tag, for a message `validate` accepted (see [`header_tag`]).
     pub fn to_tag(&self) -> Option<&[u8]> {
-        header_tag(self.get(HeaderName::To)?.value)
+        match self.kept_to() {
+            Some(kept) => kept.tag(),
+            None => header_tag(self.get(HeaderName::To)?.value),
+        }
     }
 
     /// Every Contact value across all Contact lines.

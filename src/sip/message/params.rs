@@ -13,6 +13,7 @@
 //! that is infallible.
 
 use super::scan::{self, is, is_ws, quoted_end, skip_ws, take_while, PARAM_UNRES, UNRESERVED};
+use super::views::Rel;
 use std::borrow::Cow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -98,6 +99,29 @@ impl<'a> Params<'a> {
 
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+}
+
+/// [`Params`] kept by offsets (see `views`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ParamsAt {
+    raw: Rel,
+    mode: Mode,
+}
+
+impl<'a> Params<'a> {
+    pub(crate) fn keep_in(&self, base: &[u8]) -> Option<ParamsAt> {
+        Some(ParamsAt {
+            raw: Rel::of(base, self.raw)?,
+            mode: self.mode,
+        })
+    }
+
+    pub(crate) fn load_in(at: &ParamsAt, base: &'a [u8]) -> Option<Params<'a>> {
+        Some(Params {
+            raw: at.raw.get(base)?,
+            mode: at.mode,
+        })
     }
 }
 

@@ -225,6 +225,7 @@ fn parse(mut buf: Bytes, limits: &Limits, mode: Mode) -> Result<Message, ParseEr
         start_end: sl_end as u32,
         body: Span::new(body_start, body_end),
         content_length: if mode == Mode::Salvage { None } else { cl },
+        views: None,
     })
 }
 

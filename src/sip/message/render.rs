@@ -196,8 +196,15 @@ impl<'a> ResponseBuilder<'a> {
         for h in req.headers().filter(|h| self.copies(h.name)) {
             out.extend_from_slice(h.line);
             if let (HeaderName::To, Some(tag)) = (h.name, self.to_tag) {
-                let needs =
-                    self.code > 100 && NameAddr::parse(h.value).is_ok_and(|n| n.tag().is_none());
+                // The first To is the one `validate` kept (a valid request
+                // has only that one).
+                let to = match req.kept_to() {
+                    Some(kept) if req.get(HeaderName::To).map(|f| f.index) == Some(h.index) => {
+                        Ok(kept)
+                    }
+                    _ => NameAddr::parse(h.value),
+                };
+                let needs = self.code > 100 && to.is_ok_and(|n| n.tag().is_none());
                 if needs {
                     out.extend_from_slice(b";tag=");
                     out.extend_from_slice(tag);
@@ -360,6 +367,7 @@ impl MessageBuilder {
             headers: b.headers,
             start_end,
             content_length: Some(len),
+            views: None,
         }
     }
 
@@ -467,7 +475,7 @@ v=0\r\n";
             .header("Retry-After", "30")
             .unwrap()
             .build();
-        let m = parse_datagram(Bytes::from(out), &Limits::default()).unwrap();
+        let mut m = parse_datagram(Bytes::from(out), &Limits::default()).unwrap();
         m.validate().unwrap();
         assert_eq!(m.status(), Some(486));
         assert_eq!(m.vias().count(), 3);

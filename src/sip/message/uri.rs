@@ -7,8 +7,9 @@
 //! stops at `%00` (RFC 4475 escnull). Host literals follow RFC 2732/5118:
 //! IPv6 references are bracketed, `[2001:db8::1]:5060`.
 
-use super::params::{take_escaped, Mode, Params};
+use super::params::{take_escaped, Mode, Params, ParamsAt};
 use super::scan::{self, is, HNV_UNRES, HOSTNAME, PASS_UNRES, SCHEME, UNRESERVED, USER_UNRES};
+use super::views::Rel;
 use super::ParseError;
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -105,6 +106,29 @@ impl<'a> Host<'a> {
             HostKind::Domain => Some(self.raw.strip_suffix(b".").unwrap_or(self.raw)),
             _ => None,
         }
+    }
+}
+
+/// A [`Host`] kept by offsets (see `views`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HostAt {
+    raw: Rel,
+    kind: HostKind,
+}
+
+impl<'a> Host<'a> {
+    pub(crate) fn keep_in(&self, base: &[u8]) -> Option<HostAt> {
+        Some(HostAt {
+            raw: Rel::of(base, self.raw)?,
+            kind: self.kind,
+        })
+    }
+
+    pub(crate) fn load_in(at: &HostAt, base: &'a [u8]) -> Option<Host<'a>> {
+        Some(Host {
+            raw: at.raw.get(base)?,
+            kind: at.kind,
+        })
     }
 }
 
@@ -334,6 +358,67 @@ impl<'a> Uri<'a> {
     }
     pub fn maddr(&self) -> Option<&'a [u8]> {
         self.params.get("maddr").flatten()
+    }
+}
+
+/// A [`Uri`] kept by offsets (see `views`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UriAt {
+    raw: Rel,
+    scheme: Scheme,
+    scheme_len: usize,
+    user: Option<Rel>,
+    password: Option<Rel>,
+    host: Option<HostAt>,
+    port: Option<u16>,
+    params: ParamsAt,
+    headers: Option<Rel>,
+}
+
+impl<'a> Uri<'a> {
+    /// This URI as offsets into its own text.
+    pub(crate) fn keep(&self) -> Option<UriAt> {
+        self.keep_in(self.raw)
+    }
+
+    /// The URI kept by [`Uri::keep`], in its text `raw`.
+    pub(crate) fn load(at: &UriAt, raw: &'a [u8]) -> Option<Uri<'a>> {
+        Uri::load_in(at, raw)
+    }
+
+    /// This URI as offsets into `base`, a text that holds it.
+    pub(crate) fn keep_in(&self, base: &[u8]) -> Option<UriAt> {
+        Some(UriAt {
+            raw: Rel::of(base, self.raw)?,
+            scheme: self.scheme,
+            scheme_len: self.scheme_len,
+            user: Rel::of_opt(base, self.user)?,
+            password: Rel::of_opt(base, self.password)?,
+            host: match &self.host {
+                Some(h) => Some(h.keep_in(base)?),
+                None => None,
+            },
+            port: self.port,
+            params: self.params.keep_in(base)?,
+            headers: Rel::of_opt(base, self.headers)?,
+        })
+    }
+
+    pub(crate) fn load_in(at: &UriAt, base: &'a [u8]) -> Option<Uri<'a>> {
+        Some(Uri {
+            raw: at.raw.get(base)?,
+            scheme: at.scheme,
+            scheme_len: at.scheme_len,
+            user: Rel::get_opt(at.user, base)?,
+            password: Rel::get_opt(at.password, base)?,
+            host: match &at.host {
+                Some(h) => Some(Host::load_in(h, base)?),
+                None => None,
+            },
+            port: at.port,
+            params: Params::load_in(&at.params, base)?,
+            headers: Rel::get_opt(at.headers, base)?,
+        })
     }
 }
 

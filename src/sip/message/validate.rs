@@ -24,13 +24,22 @@
 use super::header::HeaderName;
 use super::msg::Message;
 use super::name_addr::Contact;
+use super::views::Views;
 use super::ParseError;
+use std::sync::Arc;
 
 impl Message {
-    /// Validates the headers the SIP core depends on (see module docs).
-    /// The first problem found is returned; its `status_code()` and
-    /// `Display` make the error response.
-    pub fn validate(&self) -> Result<(), ParseError> {
+    /// Validates the headers the SIP core depends on (see module docs) and
+    /// keeps the top Via, From, To and Request-URI it parsed, so that
+    /// reading them afterwards costs no parse. The first problem found is
+    /// returned; its `status_code()` and `Display` make the error response.
+    pub fn validate(&mut self) -> Result<(), ParseError> {
+        let views = self.check()?;
+        self.views = Some(Arc::new(views));
+        Ok(())
+    }
+
+    fn check(&self) -> Result<Views, ParseError> {
         if !self.is_sip2() {
             return Err(ParseError::VersionNotSupported);
         }
@@ -51,16 +60,16 @@ impl Message {
                 return Err(ParseError::DuplicateHeader(name.as_str()));
             }
         }
-        if self.count(HeaderName::Via) == 0 {
-            return Err(ParseError::MissingHeader("Via"));
-        }
-        for v in self.vias() {
+        let mut vias = self.vias();
+        let top_via = vias.next().ok_or(ParseError::MissingHeader("Via"))??;
+        for v in vias {
             v?;
         }
-        self.from_header()?;
-        self.to_header()?;
+        let from = self.from_header()?;
+        let to = self.to_header()?;
         self.call_id()?;
         let cseq = self.cseq()?;
+        let mut request_uri = None;
         if let Some(method) = self.method() {
             let uri = self.request_uri()?;
             if uri.headers().is_some() {
@@ -70,6 +79,7 @@ impl Message {
                 return Err(ParseError::CSeqMethodMismatch);
             }
             self.max_forwards()?;
+            request_uri = Some(uri);
         }
         let mut n = 0;
         let mut star = false;
@@ -87,6 +97,12 @@ impl Message {
             r?;
         }
         self.content_type()?;
-        Ok(())
+        Ok(Views::keep(
+            &self.buf,
+            &top_via,
+            &from,
+            &to,
+            request_uri.as_ref(),
+        ))
     }
 }

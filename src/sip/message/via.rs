@@ -7,9 +7,10 @@
 
 use super::header::HeaderName;
 use super::msg::Message;
-use super::params::{Mode, Params};
+use super::params::{Mode, Params, ParamsAt};
 use super::scan::{self, is, skip_ws, take_while, HOSTNAME};
-use super::uri::{parse_ip, parse_port, Host};
+use super::uri::{parse_ip, parse_port, Host, HostAt};
+use super::views::Rel;
 use super::ParseError;
 use std::net::IpAddr;
 
@@ -205,6 +206,50 @@ impl<'a> Via<'a> {
     }
 }
 
+/// A [`Via`] kept by offsets into its value (see `views`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ViaAt {
+    protocol: Rel,
+    version: Rel,
+    transport: Rel,
+    host: HostAt,
+    port: Option<u16>,
+    params: ParamsAt,
+    branch: Option<Rel>,
+    rport: Option<Rport>,
+}
+
+impl<'a> Via<'a> {
+    pub(crate) fn keep(&self) -> Option<ViaAt> {
+        let base = self.raw;
+        Some(ViaAt {
+            protocol: Rel::of(base, self.protocol)?,
+            version: Rel::of(base, self.version)?,
+            transport: Rel::of(base, self.transport)?,
+            host: self.host.keep_in(base)?,
+            port: self.port,
+            params: self.params.keep_in(base)?,
+            branch: Rel::of_opt(base, self.branch)?,
+            rport: self.rport,
+        })
+    }
+
+    /// The via-parm kept by [`Via::keep`], in its text `raw`.
+    pub(crate) fn load(at: &ViaAt, raw: &'a [u8]) -> Option<Via<'a>> {
+        Some(Via {
+            raw,
+            protocol: at.protocol.get(raw)?,
+            version: at.version.get(raw)?,
+            transport: at.transport.get(raw)?,
+            host: Host::load_in(&at.host, raw)?,
+            port: at.port,
+            params: Params::load_in(&at.params, raw)?,
+            branch: Rel::get_opt(at.branch, raw)?,
+            rport: at.rport,
+        })
+    }
+}
+
 impl Message {
     /// Every Via value, top first, across all Via lines.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, ParseError>> + '_ {
@@ -213,6 +258,9 @@ impl Message {
 
     /// The topmost Via value.
     pub fn top_via(&self) -> Result<Via<'_>, ParseError> {
+        if let Some(kept) = self.kept_top_via() {
+            return Ok(kept);
+        }
         self.vias()
             .next()
             .unwrap_or(Err(ParseError::MissingHeader("Via")))

@@ -88,7 +88,7 @@ To: <sip:bob@b.example>;tag=t9\n\
 Call-ID: c1@a\n\
 CSeq: 7 INVITE\n\
 Content-Length: 0\n\n");
-        let ack = Message::parse(&ack_for(&req, &resp).unwrap()).unwrap();
+        let mut ack = Message::parse(&ack_for(&req, &resp).unwrap()).unwrap();
         ack.validate().unwrap();
         assert_eq!(ack.method(), Some(Method::Ack));
         assert_eq!(ack.request_uri_raw(), Some(&b"sip:bob@b.example"[..]));

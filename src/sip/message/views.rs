@@ -1,0 +1,249 @@
+//! The typed views [`Message::validate`] parsed, kept with the message so
+//! that what reads it afterwards (the engine, the transaction layer, the
+//! relay) does not parse the same top Via, From, To and Request-URI again.
+//! Each was parsed three to five times per message before; a proxy keeps its
+//! parsed headers on the message for the same reason.
+//!
+//! A kept view is byte ranges, not references (the message owns the buffer
+//! they point into): the value's range in the buffer, and every part of the
+//! view relative to the value's start. An edit elsewhere in the message (a
+//! stamped top Via, [`Message::splice_value`]) then moves a kept view by
+//! changing one offset, and drops only a view it cut through.
+
+use std::ops::Range;
+
+use super::msg::{Message, Span};
+use super::name_addr::{NameAddr, NameAddrAt};
+use super::uri::{Uri, UriAt};
+use super::via::{Via, ViaAt};
+
+/// Where a part of a view lies, relative to the start of the view's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rel {
+    start: u32,
+    end: u32,
+}
+
+impl Rel {
+    /// An empty part that pointed outside the value (a default, such as
+    /// the empty parameter list of a URI without parameters).
+    const NOWHERE: Rel = Rel {
+        start: u32::MAX,
+        end: u32::MAX,
+    };
+
+    /// Where `part` lies in `base`; `None` if it lies elsewhere. An empty
+    /// part keeps its position when it has one, as code that finds where
+    /// to insert text (a tag after the parameters) relies on it.
+    pub(crate) fn of(base: &[u8], part: &[u8]) -> Option<Rel> {
+        let start = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize);
+        match start {
+            Some(start) if start + part.len() <= base.len() => Some(Rel {
+                start: u32::try_from(start).ok()?,
+                end: u32::try_from(start + part.len()).ok()?,
+            }),
+            _ if part.is_empty() => Some(Rel::NOWHERE),
+            _ => None,
+        }
+    }
+
+    /// [`Rel::of`] for a part that may be absent: `None` if it is present
+    /// and lies elsewhere.
+    pub(crate) fn of_opt(base: &[u8], part: Option<&[u8]>) -> Option<Option<Rel>> {
+        match part {
+            None => Some(None),
+            Some(p) => Rel::of(base, p).map(Some),
+        }
+    }
+
+    /// The part inside `base`.
+    pub(crate) fn get(self, base: &[u8]) -> Option<&[u8]> {
+        if self == Rel::NOWHERE {
+            return Some(&[]);
+        }
+        base.get(self.start as usize..self.end as usize)
+    }
+
+    /// [`Rel::get`] for a part that may be absent.
+    pub(crate) fn get_opt(rel: Option<Rel>, base: &[u8]) -> Option<Option<&[u8]>> {
+        match rel {
+            None => Some(None),
+            Some(r) => r.get(base).map(Some),
+        }
+    }
+}
+
+/// One kept view: the range of its value in the buffer, and the view's
+/// parts relative to that value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kept<T> {
+    at: Span,
+    view: T,
+}
+
+impl<T: Copy> Kept<T> {
+    fn new(buf: &[u8], raw: &[u8], view: Option<T>) -> Option<Kept<T>> {
+        let at = Rel::of(buf, raw).filter(|r| *r != Rel::NOWHERE)?;
+        Some(Kept {
+            at: Span {
+                start: at.start,
+                end: at.end,
+            },
+            view: view?,
+        })
+    }
+
+    fn value<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        buf.get(self.at.range())
+    }
+
+    /// This view in a buffer where `at` was replaced by `grown` bytes more
+    /// (or fewer): moved if it lies after the edit, dropped if the edit
+    /// cuts into it.
+    fn shifted(self, at: &Range<usize>, grown: i64) -> Option<Kept<T>> {
+        let (start, end) = (self.at.start as usize, self.at.end as usize);
+        if end <= at.start {
+            return Some(self);
+        }
+        if start < at.end {
+            return None;
+        }
+        let shift = |x: u32| u32::try_from(i64::from(x) + grown).ok();
+        Some(Kept {
+            at: Span {
+                start: shift(self.at.start)?,
+                end: shift(self.at.end)?,
+            },
+            view: self.view,
+        })
+    }
+}
+
+/// What [`Message::validate`] keeps. Each view is absent when it was not
+/// parsed (a response has no Request-URI) or an edit dropped it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Views {
+    top_via: Option<Kept<ViaAt>>,
+    from: Option<Kept<NameAddrAt>>,
+    to: Option<Kept<NameAddrAt>>,
+    request_uri: Option<Kept<UriAt>>,
+}
+
+impl Views {
+    /// Keeps the given views of the message in `buf`; a view that does not
+    /// lie in `buf` is not kept (and is parsed again when asked for).
+    pub(crate) fn keep(
+        buf: &[u8],
+        top_via: &Via<'_>,
+        from: &NameAddr<'_>,
+        to: &NameAddr<'_>,
+        request_uri: Option<&Uri<'_>>,
+    ) -> Views {
+        let via = |v: &Via<'_>| Kept::new(buf, v.raw(), v.keep());
+        let name_addr = |n: &NameAddr<'_>| Kept::new(buf, n.raw(), n.keep());
+        Views {
+            top_via: via(top_via),
+            from: name_addr(from),
+            to: name_addr(to),
+            request_uri: request_uri.and_then(|u| Kept::new(buf, u.raw(), u.keep())),
+        }
+    }
+
+    /// The views of the message made by replacing `at` with `grown` bytes
+    /// more (see [`Message::splice_value`]).
+    pub(crate) fn shifted(&self, at: &Range<usize>, grown: i64) -> Views {
+        Views {
+            top_via: self.top_via.and_then(|k| k.shifted(at, grown)),
+            from: self.from.and_then(|k| k.shifted(at, grown)),
+            to: self.to.and_then(|k| k.shifted(at, grown)),
+            request_uri: self.request_uri.and_then(|k| k.shifted(at, grown)),
+        }
+    }
+}
+
+impl Message {
+    fn views(&self) -> Option<&Views> {
+        self.views.as_deref()
+    }
+
+    /// Parses the top Via again and keeps it, in a validated message whose
+    /// top Via was edited (which dropped the kept one).
+    pub(crate) fn keep_top_via(&mut self) {
+        if self.views.is_none() {
+            return;
+        }
+        let kept = match self.vias().next() {
+            Some(Ok(via)) => Kept::new(&self.buf, via.raw(), via.keep()),
+            _ => None,
+        };
+        if let Some(views) = self.views.as_mut() {
+            std::sync::Arc::make_mut(views).top_via = kept;
+        }
+    }
+
+    /// The top Via `validate` kept.
+    pub(crate) fn kept_top_via(&self) -> Option<Via<'_>> {
+        let k = self.views()?.top_via.as_ref()?;
+        Via::load(&k.view, k.value(&self.buf)?)
+    }
+
+    /// The From `validate` kept.
+    pub(crate) fn kept_from(&self) -> Option<NameAddr<'_>> {
+        let k = self.views()?.from.as_ref()?;
+        NameAddr::load(&k.view, k.value(&self.buf)?)
+    }
+
+    /// The To `validate` kept.
+    pub(crate) fn kept_to(&self) -> Option<NameAddr<'_>> {
+        let k = self.views()?.to.as_ref()?;
+        NameAddr::load(&k.view, k.value(&self.buf)?)
+    }
+
+    /// The Request-URI `validate` kept.
+    pub(crate) fn kept_request_uri(&self) -> Option<Uri<'_>> {
+        let k = self.views()?.request_uri.as_ref()?;
+        Uri::load(&k.view, k.value(&self.buf)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_is_found_relative_to_its_base() {
+        let buf = b"Via: SIP/2.0/UDP h;branch=z9hG4bKx";
+        let base = &buf[5..];
+        let part = &base[12..13];
+        let rel = Rel::of(base, part).expect("inside");
+        assert_eq!(rel.get(base), Some(&b"h"[..]));
+        assert_eq!(Rel::of(base, &buf[..3]), None, "before the base");
+        let empty = Rel::of(base, &base[base.len()..]).expect("at the end");
+        assert_eq!(
+            empty.get(base).map(|s| s.as_ptr()),
+            Some(base[base.len()..].as_ptr())
+        );
+        assert_eq!(Rel::of(base, &[]), Some(Rel::NOWHERE));
+        assert_eq!(Rel::NOWHERE.get(base), Some(&[][..]));
+    }
+
+    #[test]
+    fn a_kept_view_moves_with_an_edit_before_it_and_is_dropped_by_one_inside() {
+        let k = Kept {
+            at: Span::new(10, 20),
+            view: (),
+        };
+        assert_eq!(
+            k.shifted(&(20..25), 3).map(|k| k.at),
+            Some(Span::new(10, 20))
+        );
+        assert_eq!(k.shifted(&(2..5), 3).map(|k| k.at), Some(Span::new(13, 23)));
+        assert_eq!(
+            k.shifted(&(2..10), -4).map(|k| k.at),
+            Some(Span::new(6, 16))
+        );
+        assert!(k.shifted(&(12..14), 1).is_none());
+        assert!(k.shifted(&(5..11), 1).is_none());
+        assert!(k.shifted(&(19..30), 1).is_none());
+    }
+}
