@@ -246,4 +246,24 @@ mod tests {
         assert!(k.shifted(&(5..11), 1).is_none());
         assert!(k.shifted(&(19..30), 1).is_none());
     }
+
+    #[test]
+    fn validate_keeps_all_four_views_of_a_valid_request() {
+        let mut m = Message::parse(
+            b"INVITE sip:bob@example.com;transport=udp SIP/2.0\r\n\
+              Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKa\r\n\
+              From: \"Al\" <sip:al@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n\
+              Call-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("parses");
+        assert!(m.kept_top_via().is_none(), "nothing kept before validate");
+        m.validate().expect("valid");
+        let fresh = Message::parse(m.as_bytes()).expect("parses");
+        assert_eq!(m.kept_top_via(), fresh.top_via().ok());
+        assert_eq!(m.kept_from(), fresh.from_header().ok());
+        assert_eq!(m.kept_to(), fresh.to_header().ok());
+        assert_eq!(m.kept_request_uri(), fresh.request_uri().ok());
+        assert!(m.kept_top_via().is_some() && m.kept_request_uri().is_some());
+        assert!(m.kept_from().is_some() && m.kept_to().is_some());
+    }
 }
