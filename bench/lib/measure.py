@@ -122,7 +122,10 @@ def run_step(sb, cdrs, outdir, rate, duration, pause_ms, ports, nice=None, perf=
     With `perf`, Switchboard is profiled from 2 s into the step for up to
     8 s (perf.data in `outdir`). With `capture`, the SIP packets of a
     window from 3 s in are captured for the precise setup latency."""
-    os.makedirs(outdir, exist_ok=True)
+    # sipp's files of an earlier run into the same --out would be counted
+    # with this step's (twice the calls attempted, twice the rate).
+    shutil.rmtree(outdir, ignore_errors=True)
+    os.makedirs(outdir)
     calls = rate * duration
     sip_port = int(sb.sip.rsplit(":", 1)[1])
     limit = max(1000, rate * (pause_ms // 1000 + 5))

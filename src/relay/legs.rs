@@ -2,13 +2,14 @@
 //! Call-ID, tags, CSeq space and Via; nothing of one side's Via, Contact or
 //! Record-Route is copied to the other (topology hiding).
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 
 use super::session::{AsLeg, ClientLeg};
-use crate::sip::message::{BuildError, HeaderName, Message, MessageBuilder, Method};
+use crate::sip::message::{
+    push_decimal, push_host_port, push_ip, BuildError, HeaderName, Message, MessageBuilder, Method,
+};
 use crate::sip::transaction::{new_tag, push_branch, push_hex};
 use crate::sip::transport::Flow;
 
@@ -51,20 +52,20 @@ impl Local {
     }
 }
 
-/// `host:port`, IPv6 bracketed (RFC 3261 §25.1).
-fn push_host_port(out: &mut String, addr: SocketAddr) {
-    // Writing into a String cannot fail.
-    let _ = match addr {
-        SocketAddr::V4(a) => write!(out, "{a}"),
-        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
-    };
+/// `CSeq: 3 BYE` (RFC 3261 §20.16).
+fn cseq_value(seq: u32, method: &Method) -> String {
+    let mut v = String::with_capacity(24);
+    push_decimal(&mut v, u64::from(seq));
+    v.push(' ');
+    v.push_str(&method.as_str());
+    v
 }
 
 pub fn new_call_id(local: &Local) -> String {
     let mut call_id = String::with_capacity(80);
     push_hex(&mut call_id, rand::random::<u128>(), 32);
-    // Writing into a String cannot fail.
-    let _ = write!(call_id, "@{}", local.addr.ip());
+    call_id.push('@');
+    push_ip(&mut call_id, local.addr.ip());
     call_id
 }
 
@@ -96,7 +97,7 @@ pub fn as_invite(
 ) -> Result<Message, BuildError> {
     let mut b = MessageBuilder::request(Method::Invite, inq.request_uri)?
         .header("Via", local.via(flow))?
-        .header("Max-Forwards", inq.max_forwards.to_string())?
+        .header("Max-Forwards", itoa::Buffer::new().format(inq.max_forwards))?
         .header("From", format!("{};tag={}", inq.from, inq.local_tag))?
         .header("To", inq.to)?
         .header("Call-ID", inq.call_id)?
@@ -122,7 +123,10 @@ pub fn as_invite(
             "Session-Expires",
             format!("{};refresher=uas", inq.session_expires),
         )?
-        .header("Min-SE", inq.min_session_expires.to_string())?;
+        .header(
+            "Min-SE",
+            itoa::Buffer::new().format(inq.min_session_expires),
+        )?;
     let body = offer.map(Message::body).unwrap_or_default();
     if !body.is_empty() {
         if let Some(ct) = offer.and_then(|o| o.get(HeaderName::ContentType)) {
@@ -204,11 +208,11 @@ impl<'a> InDialog<'a> {
 fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Message, BuildError> {
     let mut b = MessageBuilder::request(r.method, d.target)?
         .header("Via", local.via(d.flow))?
-        .header("Max-Forwards", r.max_forwards.to_string())?
+        .header("Max-Forwards", itoa::Buffer::new().format(r.max_forwards))?
         .header("From", d.from)?
         .header("To", d.to)?
         .header("Call-ID", d.call_id)?
-        .header("CSeq", format!("{} {}", r.cseq, r.method.as_str()))?;
+        .header("CSeq", cseq_value(r.cseq, &r.method))?;
     // RFC 3261 §12.2.1.1: the route set, loose routing (the Request-URI is
     // the remote target).
     for route in d.routes {

@@ -149,11 +149,11 @@ impl DigestAuth {
         // §3.4.6 says SHOULD): common clients, sipp among them, put the next
         // hop there; the response still covers it, and nonce-counts stop
         // replays.
-        match self.nonces.state(&nonce) {
-            NonceState::Fresh => {}
+        let opened = match self.nonces.state(&nonce) {
+            NonceState::Fresh(opened) => opened,
             NonceState::Stale => return AuthOutcome::Challenge { stale: true },
             NonceState::Invalid => return AuthOutcome::Challenge { stale: false },
-        }
+        };
         let client = std::str::from_utf8(&username)
             .ok()
             .and_then(|u| catalog.clients_by_username.get(u));
@@ -187,7 +187,7 @@ impl DigestAuth {
             self.limiter.record_failure(source);
             return AuthOutcome::Challenge { stale: false };
         };
-        if !self.nonces.accept_count(&nonce, nc) {
+        if !self.nonces.accept_count(&opened, nc) {
             // A replayed (or reordered) nonce-count: make the client start over.
             return AuthOutcome::Challenge { stale: true };
         }

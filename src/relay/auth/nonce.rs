@@ -22,12 +22,19 @@ const MAX_TRACKED: usize = 1 << 20;
 /// What a nonce presented by a client is worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceState {
-    /// Ours and still valid.
-    Fresh,
+    /// Ours and still valid; what [`Nonces::accept_count`] needs of it.
+    Fresh(Opened),
     /// Ours but expired: challenge again with `stale=true` (RFC 7616 §3.3).
     Stale,
     /// Not one of ours.
     Invalid,
+}
+
+/// A nonce whose MAC was checked: its issue time and MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    issued: u64,
+    mac: [u8; 16],
 }
 
 pub struct Nonces {
@@ -104,42 +111,43 @@ impl Nonces {
 
     /// Checks that `nonce` is ours and unexpired.
     pub fn state(&self, nonce: &[u8]) -> NonceState {
-        self.decode(nonce)
-            .map_or(NonceState::Invalid, |(issued, _)| {
-                if now_ms().saturating_sub(issued) > self.ttl.as_millis() as u64 {
-                    NonceState::Stale
-                } else {
-                    NonceState::Fresh
-                }
-            })
+        self.decode(nonce).map_or(NonceState::Invalid, |opened| {
+            if now_ms().saturating_sub(opened.issued) > self.ttl.as_millis() as u64 {
+                NonceState::Stale
+            } else {
+                NonceState::Fresh(opened)
+            }
+        })
     }
 
-    fn decode(&self, nonce: &[u8]) -> Option<(u64, [u8; 16])> {
+    fn decode(&self, nonce: &[u8]) -> Option<Opened> {
         if nonce.len() > 64 {
             return None;
         }
-        let raw = URL_SAFE_NO_PAD.decode(nonce).ok()?;
-        let raw: [u8; RAW_LEN] = raw.try_into().ok()?;
+        // Decoded on the stack: a nonce of any other length is not ours.
+        let mut room = [0u8; 48];
+        let n = URL_SAFE_NO_PAD.decode_slice(nonce, &mut room).ok()?;
+        let raw: [u8; RAW_LEN] = room.get(..n)?.try_into().ok()?;
         let issued = u64::from_be_bytes(raw[..8].try_into().ok()?);
         let salt = u64::from_be_bytes(raw[8..16].try_into().ok()?);
         let mac: [u8; 16] = raw[16..].try_into().ok()?;
         let expected = self.mac(issued, salt);
         // Constant time: the MAC is a secret-derived value.
         use subtle::ConstantTimeEq;
-        bool::from(mac.ct_eq(&expected)).then_some((issued, mac))
+        bool::from(mac.ct_eq(&expected)).then_some(Opened { issued, mac })
     }
 
     /// Records nonce-count `nc` for a fresh nonce whose response was
     /// correct; false when it is not above every count seen before (a
     /// replay, RFC 7616 §3.4).
-    pub fn accept_count(&self, nonce: &[u8], nc: u32) -> bool {
+    /// Takes the nonce as [`Nonces::state`] opened it, so that it is not
+    /// decoded and hashed a second time.
+    pub fn accept_count(&self, nonce: &Opened, nc: u32) -> bool {
         self.accept_count_at(nonce, nc, now_ms())
     }
 
-    fn accept_count_at(&self, nonce: &[u8], nc: u32, now: u64) -> bool {
-        let Some((issued, mac)) = self.decode(nonce) else {
-            return false;
-        };
+    fn accept_count_at(&self, nonce: &Opened, nc: u32, now: u64) -> bool {
+        let Opened { issued, mac } = *nonce;
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.sweep(now);
         let highest = match counts.highest.get(&mac) {
@@ -182,7 +190,7 @@ mod tests {
     fn issued_nonces_are_fresh_and_forgeries_invalid() {
         let n = Nonces::new([7; 32], Duration::from_secs(30));
         let nonce = n.issue();
-        assert_eq!(n.state(nonce.as_bytes()), NonceState::Fresh);
+        assert!(matches!(n.state(nonce.as_bytes()), NonceState::Fresh(_)));
         let other = Nonces::new([8; 32], Duration::from_secs(30));
         assert_eq!(other.state(nonce.as_bytes()), NonceState::Invalid);
         assert_eq!(n.state(b"not-a-nonce"), NonceState::Invalid);
@@ -196,14 +204,38 @@ mod tests {
         assert_eq!(n.state(nonce.as_bytes()), NonceState::Stale);
     }
 
+    fn opened(n: &Nonces, nonce: &str) -> Opened {
+        match n.state(nonce.as_bytes()) {
+            NonceState::Fresh(o) => o,
+            other => panic!("not fresh: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nonce_of_another_length_is_invalid() {
+        let n = Nonces::new([7; 32], Duration::from_secs(30));
+        let nonce = n.issue();
+        for bad in [
+            &nonce[..nonce.len() - 4],
+            &format!("{nonce}AAAA")[..],
+            "",
+            "A",
+        ] {
+            assert_eq!(n.state(bad.as_bytes()), NonceState::Invalid, "{bad}");
+        }
+        let longest = "A".repeat(64);
+        assert_eq!(n.state(longest.as_bytes()), NonceState::Invalid);
+    }
+
     #[test]
     fn nonce_counts_must_increase() {
         let n = Nonces::new([7; 32], Duration::from_secs(30));
         let nonce = n.issue();
-        assert!(n.accept_count(nonce.as_bytes(), 1));
-        assert!(!n.accept_count(nonce.as_bytes(), 1), "replay");
-        assert!(n.accept_count(nonce.as_bytes(), 3));
-        assert!(!n.accept_count(nonce.as_bytes(), 2), "going back");
+        let nonce = opened(&n, &nonce);
+        assert!(n.accept_count(&nonce, 1));
+        assert!(!n.accept_count(&nonce, 1), "replay");
+        assert!(n.accept_count(&nonce, 3));
+        assert!(!n.accept_count(&nonce, 2), "going back");
     }
 
     #[test]
@@ -211,14 +243,14 @@ mod tests {
         let n = Nonces::new([7; 32], Duration::from_secs(30));
         let first = n.issue();
         let now = now_ms();
-        assert!(n.accept_count_at(first.as_bytes(), 1, now));
+        assert!(n.accept_count_at(&opened(&n, &first), 1, now));
         let second = n.issue();
-        assert!(n.accept_count_at(second.as_bytes(), 1, now + 10_000));
+        assert!(n.accept_count_at(&opened(&n, &second), 1, now + 10_000));
         assert_eq!(n.tracked(), 2);
         // Past the TTL both are stale (`state` refuses them first): the
         // next check forgets them.
         let third = n.issue();
-        assert!(n.accept_count_at(third.as_bytes(), 1, now + 40_000));
+        assert!(n.accept_count_at(&opened(&n, &third), 1, now + 40_000));
         assert_eq!(n.tracked(), 1);
     }
 }

@@ -39,10 +39,7 @@ pub(super) fn text(b: &[u8]) -> String {
 
 /// The first Contact URI of a message.
 pub(super) fn contact_of(msg: &Message) -> Option<String> {
-    msg.contacts().filter_map(Result::ok).find_map(|c| match c {
-        crate::sip::message::Contact::Addr(a) => Some(uri_of(&a)),
-        crate::sip::message::Contact::Star => None,
-    })
+    msg.first_contact().map(|a| uri_of(&a))
 }
 
 /// The URI of a From/To/Contact value.

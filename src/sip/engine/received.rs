@@ -5,10 +5,9 @@
 //! over the same connection on TCP; on UDP to the source port when `rport`
 //! was asked for, else to the source address and the Via's port.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::message::{unfold, Limits, Message, Rport, Via};
+use crate::sip::message::{push_decimal, push_ip, unfold, Limits, Message, Rport, Via};
 use crate::sip::transport::{Flow, Protocol};
 
 /// The top via-parm rewritten with `received` and `rport` from `source`,
@@ -41,10 +40,11 @@ fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<Vec<u8>> {
         }
         out.extend_from_slice(segment);
     }
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, ";received={source_ip}");
+    out.extend_from_slice(b";received=");
+    push_ip(&mut out, source_ip);
     if rport_requested {
-        let _ = write!(out, ";rport={}", source.port());
+        out.extend_from_slice(b";rport=");
+        push_decimal(&mut out, u64::from(source.port()));
     }
     Some(out)
 }

@@ -45,16 +45,6 @@ macro_rules! header_names {
                 }
             }
 
-            /// The header spelled exactly as RFC 3261 §20 writes it, as
-            /// nearly every peer sends it: one compiled string match, no
-            /// case folding.
-            fn from_canonical(name: &str) -> Option<HeaderName> {
-                match name {
-                    $( $canon => Some(HeaderName::$var), )*
-                    _ => None,
-                }
-            }
-
             const ALL: &'static [(&'static [u8], HeaderName)] = &[
                 $( ($canon.as_bytes(), HeaderName::$var), )*
             ];
@@ -136,17 +126,14 @@ impl HeaderName {
             0 => HeaderName::Other,
             1 => HeaderName::from_compact(name[0]),
             _ => {
-                if let Some(h) = std::str::from_utf8(name)
-                    .ok()
-                    .and_then(HeaderName::from_canonical)
-                {
+                // Bucket by first letter, then compare: the exact spelling
+                // of RFC 3261 §20 first, as nearly every peer sends it (no
+                // case folding, no UTF-8 check), then case-folded.
+                let bucket = Self::bucket(name[0].to_ascii_lowercase());
+                if let Some(&(_, h)) = bucket.iter().find(|(canon, _)| *canon == name) {
                     return h;
                 }
-                // Any other case: bucket by first letter, a handful of
-                // length + case-folding compares instead of a scan over
-                // every known name.
-                let first = name[0].to_ascii_lowercase();
-                for &(canon, h) in Self::bucket(first) {
+                for &(canon, h) in bucket {
                     if canon.len() == name.len() && eq_ic(canon, name) {
                         return h;
                     }

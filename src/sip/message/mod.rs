@@ -20,6 +20,7 @@
 
 mod auth;
 mod cseq;
+mod digits;
 mod edit;
 mod error;
 mod framing;
@@ -40,6 +41,7 @@ mod views;
 
 pub use auth::Credentials;
 pub use cseq::CSeq;
+pub use digits::{push_decimal, push_host_port, push_ip, AsciiOut};
 pub use edit::Editor;
 pub use error::{BuildError, ParseError};
 pub use framing::{frame_stream, is_keepalive, Frame};

@@ -284,6 +284,20 @@ impl Message {
         })
     }
 
+    /// The first Contact address (a remote target, RFC 3261 §12.1.1): the
+    /// first value that parses and is not `*`; the one `validate` kept when
+    /// there is one.
+    pub fn first_contact(&self) -> Option<NameAddr<'_>> {
+        self.kept_contact().or_else(|| {
+            self.contacts()
+                .filter_map(Result::ok)
+                .find_map(|c| match c {
+                    Contact::Addr(a) => Some(a),
+                    Contact::Star => None,
+                })
+        })
+    }
+
     /// Route values, in order (each must be a bracketed name-addr, §20.34).
     pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
         self.route_list(HeaderName::Route)

@@ -30,7 +30,8 @@ use std::sync::Arc;
 
 impl Message {
     /// Validates the headers the SIP core depends on (see module docs) and
-    /// keeps the top Via, From, To and Request-URI it parsed, so that
+    /// keeps the top Via, From, To, Request-URI and first Contact it
+    /// parsed, so that
     /// reading them afterwards costs no parse. The first problem found is
     /// returned; its `status_code()` and `Display` make the error response.
     pub fn validate(&mut self) -> Result<(), ParseError> {
@@ -43,21 +44,27 @@ impl Message {
         if !self.is_sip2() {
             return Err(ParseError::VersionNotSupported);
         }
-        for name in [
+        // One pass over the header index counts what must be single.
+        const SINGLE: [HeaderName; 6] = [
             HeaderName::From,
             HeaderName::To,
             HeaderName::CallId,
             HeaderName::CSeq,
-        ] {
-            match self.count(name) {
-                0 => return Err(ParseError::MissingHeader(name.as_str())),
-                1 => {}
-                _ => return Err(ParseError::DuplicateHeader(name.as_str())),
+            HeaderName::MaxForwards,
+            HeaderName::ContentType,
+        ];
+        let mut counts = [0usize; SINGLE.len()];
+        for entry in &self.headers {
+            if let Some(i) = SINGLE.iter().position(|n| *n == entry.name) {
+                counts[i] += 1;
             }
         }
-        for name in [HeaderName::MaxForwards, HeaderName::ContentType] {
-            if self.count(name) > 1 {
-                return Err(ParseError::DuplicateHeader(name.as_str()));
+        for (name, count) in SINGLE.iter().zip(counts) {
+            let required = SINGLE[..4].contains(name);
+            match count {
+                0 if required => return Err(ParseError::MissingHeader(name.as_str())),
+                0 | 1 => {}
+                _ => return Err(ParseError::DuplicateHeader(name.as_str())),
             }
         }
         let mut vias = self.vias();
@@ -83,8 +90,13 @@ impl Message {
         }
         let mut n = 0;
         let mut star = false;
+        let mut contact = None;
         for c in self.contacts() {
-            star |= matches!(c?, Contact::Star);
+            match c? {
+                Contact::Star => star = true,
+                Contact::Addr(a) if n == 0 => contact = Some(a),
+                Contact::Addr(_) => {}
+            }
             n += 1;
         }
         if star && n > 1 {
@@ -103,6 +115,7 @@ impl Message {
             &from,
             &to,
             request_uri.as_ref(),
+            contact.as_ref(),
         ))
     }
 }

@@ -1,6 +1,7 @@
 //! The typed views [`Message::validate`] parsed, kept with the message so
 //! that what reads it afterwards (the engine, the transaction layer, the
-//! relay) does not parse the same top Via, From, To and Request-URI again.
+//! relay) does not parse the same top Via, From, To, Request-URI and first
+//! Contact again.
 //! Each was parsed three to five times per message before; a proxy keeps its
 //! parsed headers on the message for the same reason.
 //!
@@ -36,14 +37,20 @@ impl Rel {
     /// part keeps its position when it has one, as code that finds where
     /// to insert text (a tag after the parameters) relies on it.
     pub(crate) fn of(base: &[u8], part: &[u8]) -> Option<Rel> {
-        let start = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize);
-        match start {
-            Some(start) if start + part.len() <= base.len() => Some(Rel {
-                start: u32::try_from(start).ok()?,
-                end: u32::try_from(start + part.len()).ok()?,
-            }),
-            _ if part.is_empty() => Some(Rel::NOWHERE),
-            _ => None,
+        // One subtraction and one comparison per part: a part before the
+        // base wraps to an offset beyond it. Offsets fit u32 as long as the
+        // base does, and a message is far smaller.
+        let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        let inside = start <= base.len() && part.len() <= base.len() - start;
+        if inside && base.len() <= u32::MAX as usize {
+            Some(Rel {
+                start: start as u32,
+                end: (start + part.len()) as u32,
+            })
+        } else if part.is_empty() {
+            Some(Rel::NOWHERE)
+        } else {
+            None
         }
     }
 
@@ -127,6 +134,8 @@ pub(crate) struct Views {
     from: Option<Kept<NameAddrAt>>,
     to: Option<Kept<NameAddrAt>>,
     request_uri: Option<Kept<UriAt>>,
+    /// The first Contact value, when it is an address (not `*`).
+    contact: Option<Kept<NameAddrAt>>,
 }
 
 impl Views {
@@ -138,6 +147,7 @@ impl Views {
         from: &NameAddr<'_>,
         to: &NameAddr<'_>,
         request_uri: Option<&Uri<'_>>,
+        contact: Option<&NameAddr<'_>>,
     ) -> Views {
         let via = |v: &Via<'_>| Kept::new(buf, v.raw(), v.keep());
         let name_addr = |n: &NameAddr<'_>| Kept::new(buf, n.raw(), n.keep());
@@ -146,6 +156,7 @@ impl Views {
             from: name_addr(from),
             to: name_addr(to),
             request_uri: request_uri.and_then(|u| Kept::new(buf, u.raw(), u.keep())),
+            contact: contact.and_then(name_addr),
         }
     }
 
@@ -157,6 +168,7 @@ impl Views {
             from: self.from.and_then(|k| k.shifted(at, grown)),
             to: self.to.and_then(|k| k.shifted(at, grown)),
             request_uri: self.request_uri.and_then(|k| k.shifted(at, grown)),
+            contact: self.contact.and_then(|k| k.shifted(at, grown)),
         }
     }
 }
@@ -196,6 +208,12 @@ impl Message {
     /// The To `validate` kept.
     pub(crate) fn kept_to(&self) -> Option<NameAddr<'_>> {
         let k = self.views()?.to.as_ref()?;
+        NameAddr::load(&k.view, k.value(&self.buf)?)
+    }
+
+    /// The first Contact address `validate` kept.
+    pub(crate) fn kept_contact(&self) -> Option<NameAddr<'_>> {
+        let k = self.views()?.contact.as_ref()?;
         NameAddr::load(&k.view, k.value(&self.buf)?)
     }
 
@@ -253,7 +271,8 @@ mod tests {
             b"INVITE sip:bob@example.com;transport=udp SIP/2.0\r\n\
               Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKa\r\n\
               From: \"Al\" <sip:al@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n\
-              Call-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+              Call-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+              Contact: <sip:al@192.0.2.1:5060;transport=udp>;expires=60\r\nContent-Length: 0\r\n\r\n",
         )
         .expect("parses");
         assert!(m.kept_top_via().is_none(), "nothing kept before validate");
@@ -263,7 +282,9 @@ mod tests {
         assert_eq!(m.kept_from(), fresh.from_header().ok());
         assert_eq!(m.kept_to(), fresh.to_header().ok());
         assert_eq!(m.kept_request_uri(), fresh.request_uri().ok());
+        assert_eq!(m.kept_contact(), fresh.first_contact());
         assert!(m.kept_top_via().is_some() && m.kept_request_uri().is_some());
         assert!(m.kept_from().is_some() && m.kept_to().is_some());
+        assert!(m.kept_contact().is_some());
     }
 }
