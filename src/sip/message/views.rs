@@ -178,6 +178,13 @@ impl Message {
         self.views.as_deref()
     }
 
+    /// Drops the kept views, for a message held long after it was handled
+    /// (a session's INVITE): they are several hundred bytes, and what still
+    /// reads the message does so rarely and parses instead.
+    pub(crate) fn forget_views(&mut self) {
+        self.views = None;
+    }
+
     /// Parses the top Via again and keeps it, in a validated message whose
     /// top Via was edited (which dropped the kept one).
     pub(crate) fn keep_top_via(&mut self) {
@@ -286,5 +293,12 @@ mod tests {
         assert!(m.kept_top_via().is_some() && m.kept_request_uri().is_some());
         assert!(m.kept_from().is_some() && m.kept_to().is_some());
         assert!(m.kept_contact().is_some());
+        m.forget_views();
+        assert!(m.kept_from().is_none(), "forgotten");
+        assert_eq!(
+            m.from_header().ok(),
+            fresh.from_header().ok(),
+            "parsed instead"
+        );
     }
 }
