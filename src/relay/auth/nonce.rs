@@ -16,6 +16,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 const RAW_LEN: usize = 8 + 8 + 16;
+/// Longer nonce text is refused before decoding (ours is 43 characters).
+const MAX_NONCE_TEXT: usize = 64;
 /// Entries kept for replay checks at most; beyond, the oldest go first.
 const MAX_TRACKED: usize = 1 << 20;
 
@@ -121,11 +123,11 @@ impl Nonces {
     }
 
     fn decode(&self, nonce: &[u8]) -> Option<Opened> {
-        if nonce.len() > 64 {
+        if nonce.len() > MAX_NONCE_TEXT {
             return None;
         }
-        // Decoded on the stack: a nonce of any other length is not ours.
-        let mut room = [0u8; 48];
+        // Decoded on the stack; a nonce of any other length is not ours.
+        let mut room = [0u8; MAX_NONCE_TEXT / 4 * 3];
         let n = URL_SAFE_NO_PAD.decode_slice(nonce, &mut room).ok()?;
         let raw: [u8; RAW_LEN] = room.get(..n)?.try_into().ok()?;
         let issued = u64::from_be_bytes(raw[..8].try_into().ok()?);
@@ -139,8 +141,7 @@ impl Nonces {
 
     /// Records nonce-count `nc` for a fresh nonce whose response was
     /// correct; false when it is not above every count seen before (a
-    /// replay, RFC 7616 §3.4).
-    /// Takes the nonce as [`Nonces::state`] opened it, so that it is not
+    /// replay, RFC 7616 §3.4). Takes the nonce as [`Nonces::state`] opened it, so that it is not
     /// decoded and hashed a second time.
     pub fn accept_count(&self, nonce: &Opened, nc: u32) -> bool {
         self.accept_count_at(nonce, nc, now_ms())
@@ -223,7 +224,7 @@ mod tests {
         ] {
             assert_eq!(n.state(bad.as_bytes()), NonceState::Invalid, "{bad}");
         }
-        let longest = "A".repeat(64);
+        let longest = "A".repeat(MAX_NONCE_TEXT);
         assert_eq!(n.state(longest.as_bytes()), NonceState::Invalid);
     }
 

@@ -31,8 +31,7 @@ use std::sync::Arc;
 impl Message {
     /// Validates the headers the SIP core depends on (see module docs) and
     /// keeps the top Via, From, To, Request-URI and first Contact it
-    /// parsed, so that
-    /// reading them afterwards costs no parse. The first problem found is
+    /// parsed, so that reading them afterwards costs no parse. The first problem found is
     /// returned; its `status_code()` and `Display` make the error response.
     pub fn validate(&mut self) -> Result<(), ParseError> {
         let views = self.check()?;
@@ -44,25 +43,25 @@ impl Message {
         if !self.is_sip2() {
             return Err(ParseError::VersionNotSupported);
         }
-        // One pass over the header index counts what must be single.
-        const SINGLE: [HeaderName; 6] = [
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-            HeaderName::MaxForwards,
-            HeaderName::ContentType,
+        // One pass over the header index counts what must be single
+        // (and, for the first four, present).
+        const SINGLE: [(HeaderName, bool); 6] = [
+            (HeaderName::From, true),
+            (HeaderName::To, true),
+            (HeaderName::CallId, true),
+            (HeaderName::CSeq, true),
+            (HeaderName::MaxForwards, false),
+            (HeaderName::ContentType, false),
         ];
         let mut counts = [0usize; SINGLE.len()];
         for entry in &self.headers {
-            if let Some(i) = SINGLE.iter().position(|n| *n == entry.name) {
+            if let Some(i) = SINGLE.iter().position(|(n, _)| *n == entry.name) {
                 counts[i] += 1;
             }
         }
-        for (name, count) in SINGLE.iter().zip(counts) {
-            let required = SINGLE[..4].contains(name);
+        for ((name, required), count) in SINGLE.iter().zip(counts) {
             match count {
-                0 if required => return Err(ParseError::MissingHeader(name.as_str())),
+                0 if *required => return Err(ParseError::MissingHeader(name.as_str())),
                 0 | 1 => {}
                 _ => return Err(ParseError::DuplicateHeader(name.as_str())),
             }

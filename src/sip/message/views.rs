@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn validate_keeps_all_four_views_of_a_valid_request() {
+    fn validate_keeps_five_views_of_a_valid_request_until_they_are_forgotten() {
         let mut m = Message::parse(
             b"INVITE sip:bob@example.com;transport=udp SIP/2.0\r\n\
               Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKa\r\n\
@@ -300,5 +300,27 @@ mod tests {
             fresh.from_header().ok(),
             "parsed instead"
         );
+    }
+
+    #[test]
+    fn the_kept_contact_is_the_first_address_and_none_for_a_star() {
+        let head =
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr\r\n\
+                    From: <sip:al@example.com>;tag=1\r\nTo: <sip:al@example.com>\r\n\
+                    Call-ID: r\r\nCSeq: 2 REGISTER\r\nMax-Forwards: 70\r\n";
+        let with = |contacts: &str| {
+            let text = format!("{head}{contacts}Content-Length: 0\r\n\r\n");
+            let mut m = Message::parse(text.as_bytes()).expect("parses");
+            m.validate().expect("valid");
+            m
+        };
+        let two = with("Contact: <sip:a@192.0.2.1>, <sip:b@192.0.2.2>\r\nContact: <sip:c@h>\r\n");
+        let first = two.kept_contact().expect("kept");
+        assert_eq!(first.uri().raw(), b"sip:a@192.0.2.1");
+        assert_eq!(two.first_contact(), Some(first));
+        let star = with("Contact: *\r\nExpires: 0\r\n");
+        assert!(star.kept_contact().is_none());
+        assert!(star.first_contact().is_none(), "`*` is no address");
+        assert!(with("").first_contact().is_none());
     }
 }
