@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use super::udp_out::UdpOut;
 use super::{tcp, udp, Flow, Inbound, Outbound, Protocol, SendError, TcpConfig};
 use crate::sip::message::Limits;
 
@@ -97,6 +98,7 @@ fn queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes) -> Result<(), SendError> {
 /// UDP and TCP on one address.
 pub struct Transports {
     udp: Arc<UdpSocket>,
+    udp_out: Arc<UdpOut>,
     tcp: std::sync::Mutex<Option<TcpListener>>,
     udp_local: SocketAddr,
     tcp_local: SocketAddr,
@@ -106,8 +108,9 @@ pub struct Transports {
 }
 
 impl Transports {
-    /// Wraps sockets the caller bound (port 0 in tests). Nothing is
-    /// received until [`Transports::run`].
+    /// Wraps sockets the caller bound (port 0 in tests), and starts the
+    /// UDP sending task on the current runtime (an error outside one).
+    /// Nothing is received until [`Transports::run`].
     pub fn new(
         udp: UdpSocket,
         tcp: TcpListener,
@@ -124,10 +127,12 @@ impl Transports {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot size the UDP socket buffers"),
         }
+        let udp = Arc::new(udp);
         Ok(Arc::new(Self {
             udp_local: udp.local_addr()?,
             tcp_local: tcp.local_addr()?,
-            udp: Arc::new(udp),
+            udp_out: UdpOut::start(udp.clone())?,
+            udp,
             tcp: std::sync::Mutex::new(Some(tcp)),
             table: Arc::new(ConnTable {
                 config,
@@ -175,21 +180,6 @@ impl Transports {
         self.table.len()
     }
 
-    fn send_udp(&self, remote: SocketAddr, bytes: Bytes) -> Result<(), SendError> {
-        match self.udp.try_send_to(&bytes, remote) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // The socket buffer is full: wait for room off this path.
-                let socket = self.udp.clone();
-                tokio::spawn(async move {
-                    let _ = socket.send_to(&bytes, remote).await;
-                });
-                Ok(())
-            }
-            Err(_) => Err(SendError::Unreachable(remote)),
-        }
-    }
-
     fn send_tcp(&self, flow: &Flow, bytes: Bytes) -> Result<(), SendError> {
         if flow.connection != 0 {
             match self.table.send_on(flow.connection, bytes.clone()) {
@@ -226,7 +216,7 @@ impl Transports {
 impl Outbound for Transports {
     fn send(&self, flow: &Flow, bytes: Bytes) -> Result<(), SendError> {
         match flow.protocol {
-            Protocol::Udp => self.send_udp(flow.remote, bytes),
+            Protocol::Udp => self.udp_out.send(flow.remote, bytes),
             Protocol::Tcp => self.send_tcp(flow, bytes),
         }
     }

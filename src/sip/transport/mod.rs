@@ -101,9 +101,10 @@ pub enum SendError {
 }
 
 /// The sending half of the transports, as the transaction layer and the
-/// core see it. Sending never waits: UDP datagrams are sent at once (a
-/// datagram the kernel refuses is lost like any UDP loss, and covered by
-/// retransmission), TCP bytes are queued on the connection's writer.
+/// core see it. Sending never waits: UDP datagrams are queued and leave
+/// together when the sending task next runs (a datagram the kernel refuses
+/// then is lost like any UDP loss, and covered by retransmission), TCP
+/// bytes are queued on the connection's writer.
 pub trait Outbound: Send + Sync + 'static {
     /// Sends `bytes` on `flow`: on TCP, over that connection when it is
     /// alive, else over any connection to `flow.remote`, else a new one.
@@ -115,6 +116,9 @@ mod tcp;
 mod udp;
 #[cfg(target_os = "linux")]
 mod udp_batch;
+mod udp_out;
+#[cfg(target_os = "linux")]
+mod udp_send_batch;
 #[cfg(any(not(target_os = "linux"), test))]
 mod udp_single;
 

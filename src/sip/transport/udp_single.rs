@@ -1,15 +1,18 @@
-//! One datagram per system call: the receive batch where recvmmsg(2) is
-//! missing (every system but Linux; `libc` is a Linux-only dependency).
+//! One datagram per system call: the receive and send batches where
+//! recvmmsg(2) and sendmmsg(2) are missing (every system but Linux; `libc`
+//! is a Linux-only dependency).
 //!
-//! Same interface as the Linux `udp_batch`, with a batch of one, so the
-//! receive loop is one piece of code everywhere. Built in tests on Linux
+//! Same interfaces as the Linux `udp_batch` and `udp_send_batch`, with a
+//! batch of one, so the receive and send loops are one piece of code
+//! everywhere. Built in tests on Linux
 //! too, so the fallback is exercised where CI runs.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
-use socket2::SockRef;
+use bytes::Bytes;
+use socket2::{SockAddr, SockRef};
 
 /// Datagrams taken per call at most.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
@@ -57,6 +60,33 @@ impl ReceiveBatch {
     }
 }
 
+/// Sends one datagram per call.
+pub(super) struct SendBatch;
+
+impl SendBatch {
+    pub(super) fn new() -> Self {
+        SendBatch
+    }
+
+    /// Sends the first of `datagrams` without waiting: `Ok(1)` (or `Ok(0)`
+    /// for none), `WouldBlock` when the send buffer is full, another error
+    /// when it was refused.
+    pub(super) fn send<S>(
+        &mut self,
+        socket: &S,
+        datagrams: &[(Bytes, SocketAddr)],
+    ) -> io::Result<usize>
+    where
+        for<'s> SockRef<'s>: From<&'s S>,
+    {
+        let Some((bytes, to)) = datagrams.first() else {
+            return Ok(0);
+        };
+        SockRef::from(socket).send_to(bytes, &SockAddr::from(*to))?;
+        Ok(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +128,24 @@ mod tests {
         let mut batch = ReceiveBatch::new(40);
         assert_eq!(batch.receive(&rx).expect("received"), 1);
         assert_eq!(batch.datagrams().next().expect("one").0, &[7u8; 40][..]);
+    }
+
+    #[test]
+    fn sends_the_first_datagram_of_a_batch() {
+        let (rx, tx) = pair();
+        let to = rx.local_addr().expect("addr");
+        let out = [
+            (Bytes::from_static(b"one"), to),
+            (Bytes::from_static(b"two"), to),
+        ];
+        let mut batch = SendBatch::new();
+        assert_eq!(batch.send(&tx, &out).expect("sent"), 1);
+        assert_eq!(batch.send(&tx, &out[1..]).expect("sent"), 1);
+        assert_eq!(batch.send(&tx, &[]).expect("nothing"), 0);
+        let mut buffer = [0u8; 16];
+        for expected in [&b"one"[..], b"two"] {
+            let (len, _) = rx.recv_from(&mut buffer).expect("received");
+            assert_eq!(&buffer[..len], expected);
+        }
     }
 }
