@@ -98,6 +98,10 @@ pub enum SendError {
     Congested,
     #[error("cannot send to {0}")]
     Unreachable(SocketAddr),
+    /// Larger than one UDP datagram can carry (RFC 768: 65,507 bytes of
+    /// payload over IPv4, 65,527 over IPv6).
+    #[error("{0} bytes do not fit one UDP datagram")]
+    TooLarge(usize),
 }
 
 /// The sending half of the transports, as the transaction layer and the

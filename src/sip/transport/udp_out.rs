@@ -38,8 +38,15 @@ use super::SendError;
 /// Datagrams that may wait for the sending task. More are dropped, as the
 /// kernel drops what does not fit a full socket buffer: at 2,000 calls/s
 /// a call sends nine, so this is about half a second of traffic, which
-/// only a send buffer that stays full (a peer that cannot keep up) fills.
+/// only fills while the socket's send buffer stays full (the kernel cannot
+/// hand datagrams to the interface as fast as they come).
 const MAX_QUEUED: usize = 8192;
+
+/// The largest UDP payload over IPv4 and over IPv6 (RFC 768: 65,535 bytes
+/// less the IP and UDP headers). The kernel would refuse more only after
+/// `send` returned, and every retransmission with it.
+const MAX_PAYLOAD_V4: usize = 65_507;
+const MAX_PAYLOAD_V6: usize = 65_527;
 
 /// How long a destination the kernel refused stays refused at once.
 pub(super) const REFUSAL_MEMORY: Duration = Duration::from_secs(30);
@@ -54,10 +61,62 @@ pub(super) struct UdpOut {
     ipv4: bool,
     queue: Mutex<Vec<(Bytes, SocketAddr)>>,
     wake: Arc<Notify>,
-    /// Destinations the kernel refused, and when.
-    refused: Mutex<HashMap<SocketAddr, Instant>>,
+    refused: Mutex<Refused>,
     /// Whether `refused` holds any: the common case reads no lock.
     any_refused: AtomicBool,
+    /// Whether the queue filled since the sending task last took it.
+    full: AtomicBool,
+}
+
+/// Destinations the kernel refused, and when.
+#[derive(Default)]
+struct Refused {
+    at: HashMap<SocketAddr, Instant>,
+    /// The earliest of `at`, so that forgetting costs a pass over the map
+    /// only when one is due.
+    oldest: Option<Instant>,
+}
+
+impl Refused {
+    fn forget_old(&mut self, now: Instant) {
+        match self.oldest {
+            Some(oldest) if now.duration_since(oldest) >= REFUSAL_MEMORY => {
+                self.at
+                    .retain(|_, at| now.duration_since(*at) < REFUSAL_MEMORY);
+                self.oldest = self.at.values().min().copied();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a send error is about the destination and will come again
+/// (no route, an address we cannot send to, a broadcast address), not
+/// about the moment (a full buffer, no memory, a firewall rule that drops
+/// under load: netfilter answers EPERM for those, so EPERM is not here).
+fn is_about_destination(error: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        matches!(
+            error.raw_os_error(),
+            Some(
+                libc::EACCES
+                    | libc::ENETUNREACH
+                    | libc::EHOSTUNREACH
+                    | libc::EADDRNOTAVAIL
+                    | libc::EINVAL
+                    | libc::EAFNOSUPPORT
+            )
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use io::ErrorKind::*;
+        matches!(
+            error.kind(),
+            NetworkUnreachable | HostUnreachable | AddrNotAvailable | InvalidInput
+        )
+    }
 }
 
 impl UdpOut {
@@ -70,8 +129,9 @@ impl UdpOut {
             socket,
             queue: Mutex::new(Vec::new()),
             wake: Arc::new(Notify::new()),
-            refused: Mutex::new(HashMap::default()),
+            refused: Mutex::new(Refused::default()),
             any_refused: AtomicBool::new(false),
+            full: AtomicBool::new(false),
         });
         runtime.spawn(send_loop(Arc::downgrade(&out), out.wake.clone()));
         Ok(out)
@@ -82,46 +142,33 @@ impl UdpOut {
     }
 
     /// Whether the kernel refused `remote` less than [`REFUSAL_MEMORY`]
-    /// ago; forgets it once that has passed.
+    /// ago.
     fn recently_refused(&self, remote: SocketAddr) -> bool {
         if !self.any_refused.load(Ordering::Relaxed) {
             return false;
         }
         let mut refused = lock(&self.refused);
-        match refused.get(&remote) {
-            Some(at) if at.elapsed() < REFUSAL_MEMORY => true,
-            Some(_) => {
-                refused.remove(&remote);
-                self.any_refused
-                    .store(!refused.is_empty(), Ordering::Relaxed);
-                false
-            }
-            None => false,
-        }
+        refused.forget_old(Instant::now());
+        self.any_refused
+            .store(!refused.at.is_empty(), Ordering::Relaxed);
+        refused.at.contains_key(&remote)
     }
 
     /// Remembers `remote` when the kernel's answer `error` is about the
-    /// destination, not about the moment (a full buffer, no memory).
+    /// destination, not about the moment.
     fn remember_refusal(&self, remote: SocketAddr, error: &io::Error) {
-        use io::ErrorKind::*;
-        if !matches!(
-            error.kind(),
-            NetworkUnreachable
-                | HostUnreachable
-                | PermissionDenied
-                | InvalidInput
-                | AddrNotAvailable
-        ) {
+        if !is_about_destination(error) {
             return;
         }
         let mut refused = lock(&self.refused);
         let now = Instant::now();
-        refused.retain(|_, at| now.duration_since(*at) < REFUSAL_MEMORY);
-        if refused.len() < MAX_REFUSED {
-            refused.insert(remote, now);
+        refused.forget_old(now);
+        if refused.at.len() < MAX_REFUSED {
+            refused.at.insert(remote, now);
+            refused.oldest = Some(refused.oldest.map_or(now, |o| o.min(now)));
         }
         self.any_refused
-            .store(!refused.is_empty(), Ordering::Relaxed);
+            .store(!refused.at.is_empty(), Ordering::Relaxed);
     }
 
     /// Queues `bytes` for `remote`. A destination no datagram can reach is
@@ -132,10 +179,24 @@ impl UdpOut {
         if remote.port() == 0 || (self.ipv4 && remote.is_ipv6()) || self.recently_refused(remote) {
             return Err(SendError::Unreachable(remote));
         }
+        let max = if remote.is_ipv4() || self.ipv4 {
+            MAX_PAYLOAD_V4
+        } else {
+            MAX_PAYLOAD_V6
+        };
+        if bytes.len() > max {
+            return Err(SendError::TooLarge(bytes.len()));
+        }
         let mut queue = self.queue();
         if queue.len() >= MAX_QUEUED {
             drop(queue);
-            tracing::debug!(to = %remote, "UDP send queue full, datagram dropped");
+            // Once per filling: the sending task empties the queue whole.
+            if !self.full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    queued = MAX_QUEUED,
+                    "UDP send queue full: datagrams dropped until it drains"
+                );
+            }
             return Ok(());
         }
         let first = queue.is_empty();
@@ -157,7 +218,10 @@ impl UdpOut {
                 .socket
                 .try_io(Interest::WRITABLE, || batch.send(&*self.socket, rest))
             {
+                // Linux never answers 0 for a non-empty batch; were it
+                // to, the datagram is skipped rather than retried for ever.
                 Ok(sent) => at += sent.max(1),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = self.socket.writable().await {
                         tracing::error!(error = %e, "UDP socket no longer pollable");
@@ -197,6 +261,7 @@ async fn send_loop(out: Weak<UdpOut>, wake: Arc<Notify>) {
         wake.notified().await;
         let Some(out) = out.upgrade() else { return };
         std::mem::swap(&mut sending, &mut *out.queue());
+        out.full.store(false, Ordering::Relaxed);
         out.send_all(&mut batch, &sending).await;
         sending.clear();
         // A burst's worth of room is kept; a flood's is given back.
@@ -254,7 +319,7 @@ mod tests {
         assert!(out.queue().is_empty());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_destination_the_kernel_refused_is_refused_at_once_for_a_while() {
         let (out, rx) = pair().await;
         // Broadcast without SO_BROADCAST: the kernel answers EACCES.
@@ -268,13 +333,69 @@ mod tests {
             "after",
             "the refusal loses no other datagram"
         );
+        // Paused only now: the datagram above needed the real clock.
+        tokio::time::pause();
         assert_eq!(
             out.send(broadcast, Bytes::from_static(b"x")),
             Err(SendError::Unreachable(broadcast))
         );
+        assert_eq!(
+            out.send(to, Bytes::from_static(b"y")),
+            Ok(()),
+            "others pass"
+        );
         tokio::time::advance(REFUSAL_MEMORY).await;
         assert_eq!(out.send(broadcast, Bytes::from_static(b"x")), Ok(()));
-        assert!(!out.any_refused.load(Ordering::Relaxed), "forgotten");
+        assert!(lock(&out.refused).at.is_empty(), "forgotten");
+    }
+
+    #[tokio::test]
+    async fn refused_destinations_are_remembered_up_to_a_bound() {
+        let (out, rx) = pair().await;
+        for port in 1..=(MAX_REFUSED as u16 + 10) {
+            let broadcast = SocketAddr::from(([255, 255, 255, 255], port));
+            out.send(broadcast, Bytes::from_static(b"x"))
+                .expect("queued");
+        }
+        let to = rx.local_addr().expect("addr");
+        out.send(to, Bytes::from_static(b"after")).expect("queued");
+        assert_eq!(next(&rx).await, "after");
+        assert_eq!(lock(&out.refused).at.len(), MAX_REFUSED);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_errors_about_the_destination_are_remembered() {
+        for code in [
+            libc::EACCES,
+            libc::ENETUNREACH,
+            libc::EHOSTUNREACH,
+            libc::EINVAL,
+        ] {
+            assert!(is_about_destination(&io::Error::from_raw_os_error(code)));
+        }
+        for code in [
+            libc::EPERM,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EAGAIN,
+            libc::EINTR,
+        ] {
+            assert!(!is_about_destination(&io::Error::from_raw_os_error(code)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_larger_than_a_datagram_is_refused_at_once() {
+        let (out, rx) = pair().await;
+        let to = rx.local_addr().expect("addr");
+        let big = Bytes::from(vec![b'x'; MAX_PAYLOAD_V4 + 1]);
+        assert_eq!(
+            out.send(to, big),
+            Err(SendError::TooLarge(MAX_PAYLOAD_V4 + 1))
+        );
+        let largest = Bytes::from(vec![b'x'; MAX_PAYLOAD_V4]);
+        assert_eq!(out.send(to, largest), Ok(()));
     }
 
     #[tokio::test]

@@ -16,19 +16,17 @@ use bytes::Bytes;
 /// Datagrams given to the kernel per call at most.
 pub(super) const BATCH: usize = 64;
 
-/// Message headers for [`SendBatch::send`], each pointing at its own iovec
-/// and destination address; the iovecs are pointed at the datagrams of
-/// each call.
+/// Message headers for [`SendBatch::send`], with the iovec and the
+/// destination address each one points at, all set for each call.
 pub(super) struct SendBatch {
     destinations: Vec<libc::sockaddr_storage>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
 }
 
-// SAFETY: the headers point into this struct's own vectors, which never
-// grow or shrink after `new` and do not move when the struct does. The
-// iovecs point at the caller's datagrams only during `send`, which borrows
-// them; afterwards those pointers are stale and never read.
+// SAFETY: the raw pointers inside `iovecs` and `headers` are written and
+// read only within `send`, which borrows the datagrams they point at;
+// afterwards they are stale and never read.
 unsafe impl Send for SendBatch {}
 
 impl SendBatch {
@@ -36,22 +34,11 @@ impl SendBatch {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain old data;
         // all zeros is valid for each.
         let (destination, iovec, header) = unsafe { std::mem::zeroed() };
-        let mut batch = SendBatch {
+        SendBatch {
             destinations: vec![destination; BATCH],
             iovecs: vec![iovec; BATCH],
             headers: vec![header; BATCH],
-        };
-        for ((header, iov), destination) in batch
-            .headers
-            .iter_mut()
-            .zip(&mut batch.iovecs)
-            .zip(&mut batch.destinations)
-        {
-            header.msg_hdr.msg_name = std::ptr::from_mut(destination).cast();
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
         }
-        batch
     }
 
     /// Hands the first [`BATCH`] of `datagrams` (at most) to the kernel
@@ -65,20 +52,35 @@ impl SendBatch {
         datagrams: &[(Bytes, SocketAddr)],
     ) -> io::Result<usize> {
         let n = datagrams.len().min(BATCH);
+        // The pointers the kernel follows are all derived from these three,
+        // and the vectors are reached only through them until the call
+        // returns, so none is invalidated by a later borrow.
+        let destinations = self.destinations.as_mut_ptr();
+        let iovecs = self.iovecs.as_mut_ptr();
+        let headers = self.headers.as_mut_ptr();
         for (i, (bytes, to)) in datagrams[..n].iter().enumerate() {
-            self.iovecs[i].iov_base = bytes.as_ptr().cast_mut().cast();
-            self.iovecs[i].iov_len = bytes.len();
-            self.headers[i].msg_hdr.msg_namelen = write_address(&mut self.destinations[i], *to);
+            // SAFETY: `i < n <= BATCH`, the length of each vector.
+            unsafe {
+                let destination = destinations.add(i);
+                let iov = iovecs.add(i);
+                let header = &mut (*headers.add(i)).msg_hdr;
+                (*iov).iov_base = bytes.as_ptr().cast_mut().cast();
+                (*iov).iov_len = bytes.len();
+                header.msg_name = destination.cast();
+                header.msg_namelen = write_address(destination, *to);
+                header.msg_iov = iov;
+                header.msg_iovlen = 1;
+            }
         }
         // SAFETY: the first `n` headers point at their own iovec and
-        // address (see `new`); each iovec points at a datagram that
-        // `datagrams` keeps alive and unchanged until the call returns, with
-        // its length; the kernel only reads them. MSG_DONTWAIT: the tokio
-        // reactor does the waiting.
+        // address; each iovec points at a datagram that `datagrams` keeps
+        // alive and unchanged until the call returns, with its length; the
+        // kernel only reads them. MSG_DONTWAIT: the tokio reactor does the
+        // waiting.
         let sent = unsafe {
             libc::sendmmsg(
                 socket.as_raw_fd(),
-                self.headers.as_mut_ptr(),
+                headers,
                 n as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )
@@ -91,8 +93,10 @@ impl SendBatch {
 }
 
 /// Writes `to` into `storage` as the kernel reads it; returns its length.
-fn write_address(storage: &mut libc::sockaddr_storage, to: SocketAddr) -> libc::socklen_t {
-    let storage = std::ptr::from_mut(storage);
+///
+/// # Safety
+/// `storage` must be valid for writes of a `sockaddr_storage`.
+unsafe fn write_address(storage: *mut libc::sockaddr_storage, to: SocketAddr) -> libc::socklen_t {
     match to {
         SocketAddr::V4(a) => {
             let address = libc::sockaddr_in {
@@ -103,8 +107,9 @@ fn write_address(storage: &mut libc::sockaddr_storage, to: SocketAddr) -> libc::
                 },
                 sin_zero: [0; 8],
             };
-            // SAFETY: sockaddr_storage is sized and aligned to hold any
-            // socket address, a sockaddr_in among them.
+            // SAFETY: `storage` is valid for writes (the caller's promise),
+            // and sockaddr_storage is sized and aligned to hold any socket
+            // address, a sockaddr_in among them.
             unsafe { storage.cast::<libc::sockaddr_in>().write(address) };
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
