@@ -39,9 +39,7 @@ pub(super) struct ConnTable {
 
 impl ConnTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        super::lock(&self.inner)
     }
 
     /// Adds a connection to `remote`; `None` when the limit is reached.

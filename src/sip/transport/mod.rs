@@ -121,12 +121,21 @@ mod udp;
 #[cfg(target_os = "linux")]
 mod udp_batch;
 mod udp_out;
+mod udp_refused;
 #[cfg(target_os = "linux")]
 mod udp_send_batch;
 #[cfg(any(not(target_os = "linux"), test))]
 mod udp_single;
 
 pub use connections::Transports;
+
+/// Locks `mutex`. A poisoned lock means a panic while it was held; what
+/// the transports guard with one (a queue, a map) is still whole.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 pub use tcp::TcpConfig;
 
 /// How a received frame was delimited: a whole datagram, or a message cut

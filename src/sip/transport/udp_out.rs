@@ -12,28 +12,26 @@
 //! A datagram the kernel refuses for its destination (no route, a
 //! broadcast address, a firewall rule) is refused after `send` returned,
 //! so its transaction learns nothing until its timer fires. The
-//! destination is then remembered for [`REFUSAL_MEMORY`] and later sends
-//! to it fail at once, so the relay moves on to another app server without
-//! waiting (the way Kamailio's destination blocklist does).
+//! destination is then remembered (`udp_refused`) and later sends to it
+//! fail at once, so the relay moves on to another app server without
+//! waiting.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
-use ahash::HashMap;
 use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
+use super::udp_refused::RefusedDestinations;
 #[cfg(target_os = "linux")]
 use super::udp_send_batch::SendBatch;
 #[cfg(not(target_os = "linux"))]
 use super::udp_single::SendBatch;
-use super::SendError;
+use super::{lock, SendError};
 
 /// Datagrams that may wait for the sending task. More are dropped, as the
 /// kernel drops what does not fit a full socket buffer: at 2,000 calls/s
@@ -48,12 +46,6 @@ const MAX_QUEUED: usize = 8192;
 const MAX_PAYLOAD_V4: usize = 65_507;
 const MAX_PAYLOAD_V6: usize = 65_527;
 
-/// How long a destination the kernel refused stays refused at once.
-pub(super) const REFUSAL_MEMORY: Duration = Duration::from_secs(30);
-
-/// Destinations remembered at most; more refusals are not remembered.
-const MAX_REFUSED: usize = 1024;
-
 /// The UDP socket's sending half.
 pub(super) struct UdpOut {
     socket: Arc<UdpSocket>,
@@ -61,62 +53,9 @@ pub(super) struct UdpOut {
     ipv4: bool,
     queue: Mutex<Vec<(Bytes, SocketAddr)>>,
     wake: Arc<Notify>,
-    refused: Mutex<Refused>,
-    /// Whether `refused` holds any: the common case reads no lock.
-    any_refused: AtomicBool,
+    refused: RefusedDestinations,
     /// Whether the queue filled since the sending task last took it.
     full: AtomicBool,
-}
-
-/// Destinations the kernel refused, and when.
-#[derive(Default)]
-struct Refused {
-    at: HashMap<SocketAddr, Instant>,
-    /// The earliest of `at`, so that forgetting costs a pass over the map
-    /// only when one is due.
-    oldest: Option<Instant>,
-}
-
-impl Refused {
-    fn forget_old(&mut self, now: Instant) {
-        match self.oldest {
-            Some(oldest) if now.duration_since(oldest) >= REFUSAL_MEMORY => {
-                self.at
-                    .retain(|_, at| now.duration_since(*at) < REFUSAL_MEMORY);
-                self.oldest = self.at.values().min().copied();
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Whether a send error is about the destination and will come again
-/// (no route, an address we cannot send to, a broadcast address), not
-/// about the moment (a full buffer, no memory, a firewall rule that drops
-/// under load: netfilter answers EPERM for those, so EPERM is not here).
-fn is_about_destination(error: &io::Error) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        matches!(
-            error.raw_os_error(),
-            Some(
-                libc::EACCES
-                    | libc::ENETUNREACH
-                    | libc::EHOSTUNREACH
-                    | libc::EADDRNOTAVAIL
-                    | libc::EINVAL
-                    | libc::EAFNOSUPPORT
-            )
-        )
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        use io::ErrorKind::*;
-        matches!(
-            error.kind(),
-            NetworkUnreachable | HostUnreachable | AddrNotAvailable | InvalidInput
-        )
-    }
 }
 
 impl UdpOut {
@@ -129,8 +68,7 @@ impl UdpOut {
             socket,
             queue: Mutex::new(Vec::new()),
             wake: Arc::new(Notify::new()),
-            refused: Mutex::new(Refused::default()),
-            any_refused: AtomicBool::new(false),
+            refused: RefusedDestinations::default(),
             full: AtomicBool::new(false),
         });
         runtime.spawn(send_loop(Arc::downgrade(&out), out.wake.clone()));
@@ -141,42 +79,12 @@ impl UdpOut {
         lock(&self.queue)
     }
 
-    /// Whether the kernel refused `remote` less than [`REFUSAL_MEMORY`]
-    /// ago.
-    fn recently_refused(&self, remote: SocketAddr) -> bool {
-        if !self.any_refused.load(Ordering::Relaxed) {
-            return false;
-        }
-        let mut refused = lock(&self.refused);
-        refused.forget_old(Instant::now());
-        self.any_refused
-            .store(!refused.at.is_empty(), Ordering::Relaxed);
-        refused.at.contains_key(&remote)
-    }
-
-    /// Remembers `remote` when the kernel's answer `error` is about the
-    /// destination, not about the moment.
-    fn remember_refusal(&self, remote: SocketAddr, error: &io::Error) {
-        if !is_about_destination(error) {
-            return;
-        }
-        let mut refused = lock(&self.refused);
-        let now = Instant::now();
-        refused.forget_old(now);
-        if refused.at.len() < MAX_REFUSED {
-            refused.at.insert(remote, now);
-            refused.oldest = Some(refused.oldest.map_or(now, |o| o.min(now)));
-        }
-        self.any_refused
-            .store(!refused.at.is_empty(), Ordering::Relaxed);
-    }
-
     /// Queues `bytes` for `remote`. A destination no datagram can reach is
     /// refused at once (RFC 3261 §18.4: the transport error is reported);
     /// one the kernel refuses later is lost like any UDP datagram, which
     /// retransmission and the transaction timers cover.
     pub(super) fn send(&self, remote: SocketAddr, bytes: Bytes) -> Result<(), SendError> {
-        if remote.port() == 0 || (self.ipv4 && remote.is_ipv6()) || self.recently_refused(remote) {
+        if remote.port() == 0 || (self.ipv4 && remote.is_ipv6()) || self.refused.contains(remote) {
             return Err(SendError::Unreachable(remote));
         }
         let max = if remote.is_ipv4() || self.ipv4 {
@@ -230,20 +138,12 @@ impl UdpOut {
                 }
                 Err(e) => {
                     tracing::debug!(to = %rest[0].1, error = %e, "UDP datagram refused");
-                    self.remember_refusal(rest[0].1, &e);
+                    self.refused.remember(rest[0].1, &e);
                     at += 1;
                 }
             }
         }
     }
-}
-
-/// A poisoned lock means a panic while it was held; what it guards (a
-/// queue, a map) is still whole.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for UdpOut {
@@ -272,6 +172,7 @@ async fn send_loop(out: Weak<UdpOut>, wake: Arc<Notify>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::transport::udp_refused::{MAX_REFUSED, REFUSAL_MEMORY};
     use std::time::Duration;
 
     async fn pair() -> (Arc<UdpOut>, UdpSocket) {
@@ -346,7 +247,7 @@ mod tests {
         );
         tokio::time::advance(REFUSAL_MEMORY).await;
         assert_eq!(out.send(broadcast, Bytes::from_static(b"x")), Ok(()));
-        assert!(lock(&out.refused).at.is_empty(), "forgotten");
+        assert_eq!(out.refused.len(), 0, "forgotten");
     }
 
     #[tokio::test]
@@ -360,29 +261,7 @@ mod tests {
         let to = rx.local_addr().expect("addr");
         out.send(to, Bytes::from_static(b"after")).expect("queued");
         assert_eq!(next(&rx).await, "after");
-        assert_eq!(lock(&out.refused).at.len(), MAX_REFUSED);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn only_errors_about_the_destination_are_remembered() {
-        for code in [
-            libc::EACCES,
-            libc::ENETUNREACH,
-            libc::EHOSTUNREACH,
-            libc::EINVAL,
-        ] {
-            assert!(is_about_destination(&io::Error::from_raw_os_error(code)));
-        }
-        for code in [
-            libc::EPERM,
-            libc::ENOBUFS,
-            libc::ENOMEM,
-            libc::EAGAIN,
-            libc::EINTR,
-        ] {
-            assert!(!is_about_destination(&io::Error::from_raw_os_error(code)));
-        }
+        assert_eq!(out.refused.len(), MAX_REFUSED);
     }
 
     #[tokio::test]
