@@ -77,7 +77,7 @@ impl Engine {
             self.answer_error(&msg, &flow, e);
             return;
         }
-        let (msg, reply_flow) = received::stamp(msg, &flow, &self.config.limits);
+        let reply_flow = received::stamp(&mut msg, &flow);
         match checks::check(&msg, &self.config.capabilities) {
             Verdict::Pass => self.layer.receive(Incoming {
                 message: msg,

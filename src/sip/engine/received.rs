@@ -3,16 +3,20 @@
 //! The server notes in the top Via where a request really came from
 //! (`received`, and `rport` when the client asked for it), and answers there:
 //! over the same connection on TCP; on UDP to the source port when `rport`
-//! was asked for, else to the source address and the Via's port.
+//! was asked for, else to the source address and the Via's port. The note is
+//! a [`ViaStamp`] on the request that its responses write out; the request's
+//! bytes are not rewritten (see `sip::message::via_stamp`).
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::message::{push_decimal, push_ip, unfold, Limits, Message, Rport, Via};
+use crate::sip::message::{Message, Rport, Via, ViaStamp};
 use crate::sip::transport::{Flow, Protocol};
 
-/// The top via-parm rewritten with `received` and `rport` from `source`,
-/// or `None` when RFC 3261 §18.2.1 and RFC 3581 §4 ask for no change.
-fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<Vec<u8>> {
+/// The stamp for a request whose top Via is `via` and which came from
+/// `source`, or `None` when RFC 3261 §18.2.1 and RFC 3581 §4 ask for no
+/// change: the sent-by host is the source address and no `rport` was asked
+/// for.
+fn stamp_for(via: &Via<'_>, source: SocketAddr) -> Option<ViaStamp> {
     let rport_requested = matches!(via.rport(), Some(Rport::Requested));
     let source_ip = canonical(source.ip());
     let sent_by_is_source = via.host().ip().map(canonical) == Some(source_ip);
@@ -21,68 +25,33 @@ fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<Vec<u8>> {
     if sent_by_is_source && !rport_requested {
         return None;
     }
-    // A folded via-parm is written unfolded: the splice must not break
-    // lines, and a fold is one SP (RFC 3261 §7.3.1).
-    let raw = unfold(via.raw());
-    let mut out = Vec::with_capacity(raw.len() + 48);
-    for (i, segment) in raw.split(|&b| b == b';').enumerate() {
-        let name = segment
-            .split(|&b| b == b'=')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        if i > 0 && (name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"rport"))
-        {
-            continue;
-        }
-        if i > 0 {
-            out.push(b';');
-        }
-        out.extend_from_slice(segment);
-    }
-    out.extend_from_slice(b";received=");
-    push_ip(&mut out, source_ip);
-    if rport_requested {
-        out.extend_from_slice(b";rport=");
-        push_decimal(&mut out, u64::from(source.port()));
-    }
-    Some(out)
+    Some(ViaStamp {
+        received: source_ip,
+        rport: rport_requested.then_some(source.port()),
+    })
 }
 
-/// The request with its top Via stamped from where it came (`flow`), and
-/// the flow its responses go on. Only the top via-parm's bytes change: the
-/// rest of the line (`Via: a, b`) and of the message is copied as it is,
-/// and the header index is shifted rather than parsed again. The request is
-/// returned as it was when no stamp is needed, or when the stamped request
-/// would exceed `limits` (as a re-parse would have refused it).
-pub fn stamp(msg: Message, flow: &Flow, limits: &Limits) -> (Message, Flow) {
-    let (stamped, reply) = match msg.top_via() {
+/// Stamps the request with where it came from (`flow`) and returns the flow
+/// its responses go on. The request's bytes stay as received; its responses
+/// carry the stamped top Via.
+pub fn stamp(msg: &mut Message, flow: &Flow) -> Flow {
+    let (stamp, reply) = match msg.top_via() {
         Ok(via) => {
-            let stamped = stamped_via(&via, flow.remote).and_then(|parm| {
-                let buf = msg.as_bytes();
-                let raw = via.raw();
-                let start = (raw.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
-                let end = start.checked_add(raw.len())?;
-                msg.splice_value(start..end, &parm, limits)
-            });
-            // What the forwarded Via says: a stamp writes `rport` only
-            // where it was asked for and drops any other (see stamped_via).
-            let rport = match stamped {
+            let stamp = stamp_for(&via, flow.remote);
+            // What the responses' Via says: a stamp writes `rport` only
+            // where it was asked for and drops any other (ViaStamp).
+            let rport = match stamp {
                 Some(_) => via.rport().filter(|r| *r == Rport::Requested),
                 None => via.rport(),
             };
-            (stamped, reply_flow(rport, via.port(), flow))
+            (stamp, reply_flow(rport, via.port(), flow))
         }
         Err(_) => (None, *flow),
     };
-    match stamped {
-        Some(mut stamped) => {
-            // The transaction layer and the relay read the new top Via.
-            stamped.keep_top_via();
-            (stamped, reply)
-        }
-        None => (msg, reply),
+    if let Some(stamp) = stamp {
+        msg.stamp_top_via(stamp);
     }
+    reply
 }
 
 /// IPv4 peers of a dual-stack socket appear as `::ffff:a.b.c.d`.
@@ -125,6 +94,12 @@ mod tests {
         Message::parse(text.as_bytes()).expect("parses")
     }
 
+    /// A response to `m`, parsed back.
+    fn answer(m: &Message) -> Message {
+        let bytes = m.reply(200, "OK").expect("a request").build();
+        Message::parse(&bytes).expect("the response parses")
+    }
+
     fn top_via_of(m: &Message) -> String {
         String::from_utf8_lossy(m.top_via().expect("via").raw()).into_owned()
     }
@@ -134,72 +109,58 @@ mod tests {
     }
 
     #[test]
-    fn a_stamped_request_keeps_its_views_at_their_new_places() {
+    fn a_stamped_request_keeps_its_bytes_and_its_views() {
         let mut m = msg("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx");
         m.validate().expect("valid");
-        let (m, _) = stamp(m, &from("203.0.113.7:40000"), &Limits::default());
-        let fresh = Message::parse(m.as_bytes()).expect("parses");
-        // The stamped Via, and From and To, which moved behind it.
-        assert_eq!(top_via_of(&m), top_via_of(&fresh));
-        assert_eq!(m.top_via().expect("via"), fresh.top_via().expect("via"));
+        let before = m.as_bytes().to_vec();
+        stamp(&mut m, &from("203.0.113.7:40000"));
+        assert_eq!(m.as_bytes(), &before[..], "the request is not rewritten");
+        assert!(m.via_stamp().is_some());
+        assert!(m.kept_top_via().is_some() && m.kept_from().is_some());
         assert_eq!(
-            m.from_header().expect("from"),
-            fresh.from_header().expect("from")
+            top_via_of(&answer(&m)),
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx;received=203.0.113.7;rport=40000"
         );
-        assert_eq!(m.to_header().expect("to"), fresh.to_header().expect("to"));
-        assert_eq!(m.from_tag(), Some(&b"1"[..]));
-        assert_eq!(
-            m.request_uri().expect("uri"),
-            fresh.request_uri().expect("uri")
-        );
-        // Read from what was kept, not parsed again.
-        assert!(m.kept_top_via().is_some(), "the stamped Via was kept");
-        assert!(m.kept_from().is_some() && m.kept_to().is_some());
-        assert!(m.kept_request_uri().is_some());
     }
 
     #[test]
     fn rport_and_received_are_filled_in() {
         let flow = from("203.0.113.7:40000");
-        let (m, reply) = stamp(
-            msg("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx, SIP/2.0/UDP 10.0.0.2"),
-            &flow,
-            &Limits::default(),
-        );
+        let mut m = msg("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx, SIP/2.0/UDP 10.0.0.2");
+        let reply = stamp(&mut m, &flow);
+        let r = answer(&m);
         assert_eq!(
-            top_via_of(&m),
+            top_via_of(&r),
             "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx;received=203.0.113.7;rport=40000"
         );
-        assert_eq!(m.vias().count(), 2, "the second Via of the line is kept");
+        assert_eq!(r.vias().count(), 2, "the second Via of the line is kept");
         assert_eq!(
             reply.remote, flow.remote,
             "rport: answer to the source port"
         );
-        assert_eq!(
-            response_flow(&m, &flow),
-            reply,
-            "the stamped Via says the same"
-        );
+        assert_eq!(response_flow(&m, &flow), reply, "the request says the same");
     }
 
     #[test]
     fn without_rport_answer_to_via_port_at_source_address() {
         // A client has no business setting rport's value (RFC 3581 §3): the
-        // stamp drops it, and the responses go where the forwarded Via says,
-        // as if it had not been there.
+        // stamp drops it, and the responses go where their Via says, as if
+        // it had not been there.
         let flow = from("203.0.113.7:40000");
         for via in [
             "SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx",
             "SIP/2.0/UDP client.example.com:5070;rport=1234;branch=z9hG4bKx",
         ] {
-            let (m, reply) = stamp(msg(via), &flow, &Limits::default());
+            let mut m = msg(via);
+            let reply = stamp(&mut m, &flow);
+            let r = answer(&m);
             assert_eq!(
-                top_via_of(&m),
+                top_via_of(&r),
                 "SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx;received=203.0.113.7",
                 "{via}"
             );
             assert_eq!(reply.remote, "203.0.113.7:5070".parse().unwrap(), "{via}");
-            assert_eq!(response_flow(&m, &flow), reply, "{via}");
+            assert_eq!(r.top_via().expect("via").rport(), None, "{via}");
         }
     }
 
@@ -210,26 +171,23 @@ mod tests {
                     Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKz\r\nFrom: <sip:a@b>;tag=1\r\n\
                     To: <sip:x@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
                     Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
-        let m = Message::parse(text.as_bytes()).expect("parses");
-        let (out, _) = stamp(m, &from("[::ffff:203.0.113.7]:40000"), &Limits::default());
-        let expected = text.replacen(
-            "10.0.0.1;rport;branch=z9hG4bKy",
-            "10.0.0.1;branch=z9hG4bKy;received=203.0.113.7;rport=40000",
-            1,
-        );
-        assert_eq!(String::from_utf8_lossy(out.as_bytes()), expected);
-        // The shifted index finds what a fresh parse finds.
-        let again = Message::parse(out.as_bytes()).expect("parses");
-        assert_eq!(out.body(), again.body());
-        assert_eq!(out.cseq().ok(), again.cseq().ok());
-        assert_eq!(top_via_of(&out), top_via_of(&again));
+        let mut m = Message::parse(text.as_bytes()).expect("parses");
+        stamp(&mut m, &from("[::ffff:203.0.113.7]:40000"));
+        let bytes = m.reply(180, "Ringing").expect("request").build();
+        let expected = "SIP/2.0 180 Ringing\r\n\
+                        v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKy;received=203.0.113.7;rport=40000\r\n\
+                        Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKz\r\nFrom: <sip:a@b>;tag=1\r\n\
+                        To: <sip:x@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+                        Content-Length: 0\r\n\r\n";
+        assert_eq!(String::from_utf8_lossy(&bytes), expected);
     }
 
     #[test]
     fn nothing_changes_when_sent_by_is_the_source() {
-        let m = msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx");
-        let (out, reply) = stamp(m.clone(), &from("192.0.2.1:5060"), &Limits::default());
-        assert_eq!(out.as_bytes(), m.as_bytes());
+        let mut m = msg("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx");
+        let reply = stamp(&mut m, &from("192.0.2.1:5060"));
+        assert_eq!(m.via_stamp(), None);
+        assert_eq!(top_via_of(&answer(&m)), top_via_of(&m));
         assert_eq!(reply.remote, "192.0.2.1:5060".parse().unwrap());
     }
 
@@ -239,24 +197,11 @@ mod tests {
         let text = "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=z9hG4bK390\r\n\
                     From: <sip:a@b>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: c\r\n\
                     CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-        let m = Message::parse(text.as_bytes()).expect("parses");
-        let (out, _) = stamp(m, &from("203.0.113.7:40000"), &Limits::default());
+        let mut m = Message::parse(text.as_bytes()).expect("parses");
+        stamp(&mut m, &from("203.0.113.7:40000"));
         assert_eq!(
-            top_via_of(&out),
+            top_via_of(&answer(&m)),
             "SIP  /   2.0 /UDP 192.0.2.2;branch=z9hG4bK390;received=203.0.113.7"
         );
-        Message::parse(out.as_bytes()).expect("still parses");
-    }
-
-    #[test]
-    fn a_request_that_a_stamp_would_push_over_the_limit_goes_on_unstamped() {
-        let m = msg("SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKx");
-        let limits = Limits {
-            max_message_size: m.as_bytes().len() + 10,
-            ..Limits::default()
-        };
-        let (out, reply) = stamp(m.clone(), &from("203.0.113.7:40000"), &limits);
-        assert_eq!(out.as_bytes(), m.as_bytes());
-        assert_eq!(reply.remote, "203.0.113.7:5070".parse().unwrap());
     }
 }

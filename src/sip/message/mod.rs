@@ -37,6 +37,7 @@ mod scan;
 mod uri;
 mod validate;
 mod via;
+mod via_stamp;
 mod views;
 
 pub use auth::Credentials;
@@ -57,3 +58,4 @@ pub use scalar::MediaType;
 pub use scan::{unquote, CommaSplit};
 pub use uri::{unescape, Host, HostKind, Scheme, Uri};
 pub use via::{Rport, Via, BRANCH_MAGIC};
+pub use via_stamp::ViaStamp;

@@ -79,6 +79,9 @@ pub struct Message {
     /// What `validate` parsed, kept (`None` before it, and for messages
     /// built here).
     pub(crate) views: Option<Arc<Views>>,
+    /// `received`/`rport` for the top Via of this request's responses
+    /// (see [`super::ViaStamp`]).
+    pub(crate) via_stamp: Option<super::ViaStamp>,
 }
 
 /// A borrowed view of one header line.
@@ -354,82 +357,6 @@ impl Message {
         self.content_length
     }
 
-    /// This message with the bytes at `at`, which lie inside one header
-    /// value, replaced by `with`. The index is shifted, not rebuilt: every
-    /// byte around the change is as before, so a re-parse would find the
-    /// same lines. `None` (nothing spliced) when that would not hold: `at`
-    /// outside a value or cutting a fold, line breaks in `with`, white
-    /// space at a value's edge (a parse would trim it), the Content-Length
-    /// value (framing), or a result over `limits` (the same bound a parse
-    /// of it would enforce).
-    pub(crate) fn splice_value(
-        &self,
-        at: Range<usize>,
-        with: &[u8],
-        limits: &super::Limits,
-    ) -> Option<Message> {
-        // Inside a value the only line breaks are folds (CRLF + white
-        // space): `at` may hold whole folds but not start or end inside one.
-        let is_break = |b: &u8| *b == b'\r' || *b == b'\n';
-        if at.start > at.end
-            || at.end > self.buf.len()
-            || with.iter().any(is_break)
-            || at
-                .start
-                .checked_sub(1)
-                .is_some_and(|i| is_break(&self.buf[i]))
-            || self.buf.get(at.end) == Some(&b'\n')
-        {
-            return None;
-        }
-        let line = self
-            .headers
-            .iter()
-            .position(|e| e.value.start as usize <= at.start && at.end <= e.value.end as usize)?;
-        let entry = self.headers[line];
-        let is_ws = |b: Option<&u8>| b.is_some_and(|b| *b == b' ' || *b == b'\t');
-        if entry.name == HeaderName::ContentLength
-            || (at.start == entry.value.start as usize && is_ws(with.first()))
-            || (at.end == entry.value.end as usize && is_ws(with.last()))
-        {
-            return None;
-        }
-        let grown = with.len() as i64 - at.len() as i64;
-        let new_len = self.buf.len() as i64 + grown;
-        let line_len = (entry.value.end - entry.start) as i64 + grown;
-        if new_len > limits.max_message_size as i64 || line_len > limits.max_line_length as i64 {
-            return None;
-        }
-        // Limits are far below u32::MAX, so every shifted position fits.
-        let shift = |x: u32| (x as i64 + grown) as u32;
-        let mut buf = Vec::with_capacity(new_len as usize);
-        buf.extend_from_slice(&self.buf[..at.start]);
-        buf.extend_from_slice(with);
-        buf.extend_from_slice(&self.buf[at.end..]);
-        let mut headers = self.headers.clone();
-        headers[line].value.end = shift(headers[line].value.end);
-        for e in &mut headers[line + 1..] {
-            e.start = shift(e.start);
-            e.name_end = shift(e.name_end);
-            e.value = Span {
-                start: shift(e.value.start),
-                end: shift(e.value.end),
-            };
-        }
-        Some(Message {
-            buf: Bytes::from(buf),
-            start: self.start,
-            headers,
-            start_end: self.start_end,
-            body: Span {
-                start: shift(self.body.start),
-                end: shift(self.body.end),
-            },
-            content_length: self.content_length,
-            views: self.views.as_ref().map(|v| Arc::new(v.shifted(&at, grown))),
-        })
-    }
-
     /// True if enough of a request is present to answer it: it is a request
     /// and carries Via, From, To, Call-ID and CSeq lines (RFC 3261 §8.2.6.2
     /// copies them into the response). Typed validity is not checked: the
@@ -451,85 +378,6 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_spliced_value_leaves_the_message_as_a_reparse_would_see_it() {
-        let text = "INVITE sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\r\n\
-                    From: <sip:a@b>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: c\r\n\
-                    CSeq: 1 INVITE\r\nContent-Length: 4\r\n\r\nv=0\n";
-        let m = Message::parse(text.as_bytes()).expect("parses");
-        let limits = super::super::Limits::default();
-        let at = text.find("a;branch").expect("via-parm");
-        for with in ["longer.example.com;branch=z9hG4bK1;received=192.0.2.1", "s"] {
-            let spliced = m
-                .splice_value(at..at + 1, with.as_bytes(), &limits)
-                .expect("inside a value");
-            let reparsed = Message::parse(spliced.as_bytes()).expect("still parses");
-            assert_eq!(spliced.header_count(), reparsed.header_count());
-            for (a, b) in spliced.headers().zip(reparsed.headers()) {
-                assert_eq!(
-                    (a.name, a.raw_name, a.value, a.line),
-                    (b.name, b.raw_name, b.value, b.line)
-                );
-            }
-            assert_eq!(spliced.body(), b"v=0\n");
-            assert_eq!(spliced.start_line(), reparsed.start_line());
-            assert_eq!(spliced.call_id().ok(), Some(&b"c"[..]));
-        }
-        assert!(
-            m.splice_value(0..3, b"BYE", &limits).is_none(),
-            "the start line is no header value"
-        );
-        assert!(
-            m.splice_value(at..at + 1, b"x\r\nEvil: 1", &limits)
-                .is_none(),
-            "no new lines"
-        );
-        let value = text.find("SIP/2.0/UDP a").expect("value");
-        assert!(
-            m.splice_value(value..value + 1, b" S", &limits).is_none(),
-            "a parse would trim it"
-        );
-        let cl = text.find("Content-Length: 4").expect("framing") + "Content-Length: ".len();
-        assert!(
-            m.splice_value(cl..cl + 1, b"5", &limits).is_none(),
-            "framing stays as parsed"
-        );
-        let tight = super::super::Limits {
-            max_message_size: m.as_bytes().len(),
-            ..limits
-        };
-        assert!(
-            m.splice_value(at..at + 1, b"ab", &tight).is_none(),
-            "over the size limit"
-        );
-        assert!(
-            m.splice_value(at..at + 1, b"b", &tight).is_some(),
-            "the same size fits"
-        );
-
-        let folded =
-            "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;\r\n branch=z9hG4bK1\r\n\
-                      From: <sip:a@b>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: c\r\n\
-                      CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-        let f = Message::parse(folded.as_bytes()).expect("parses");
-        let cont = folded.find(" branch").expect("fold");
-        for (cut, why) in [
-            (cont..cont + 1, "after the fold's line break"),
-            (cont - 1..cont, "between CR and LF"),
-            (cont - 2..cont - 1, "before the LF"),
-        ] {
-            assert!(f.splice_value(cut, b"x", &limits).is_none(), "{why}");
-        }
-        let whole = f
-            .splice_value(cont - 3..cont + 1, b";", &limits)
-            .expect("a whole fold may go");
-        let reparsed = Message::parse(whole.as_bytes()).expect("parses");
-        assert_eq!(
-            reparsed.top_via().map(|v| v.raw().to_vec()),
-            Ok(b"SIP/2.0/UDP a;branch=z9hG4bK1".to_vec())
-        );
-    }
 
     #[test]
     fn unfold_values() {

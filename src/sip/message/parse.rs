@@ -226,6 +226,7 @@ fn parse(mut buf: Bytes, limits: &Limits, mode: Mode) -> Result<Message, ParseEr
         body: Span::new(body_start, body_end),
         content_length: if mode == Mode::Salvage { None } else { cl },
         views: None,
+        via_stamp: None,
     })
 }
 

@@ -188,13 +188,22 @@ impl<'a> ResponseBuilder<'a> {
             .map(|h| h.line.len() + 2)
             .sum();
         let tag = self.to_tag.map_or(0, |t| t.len() + 5);
+        let stamp = req.via_stamp().map_or(0, |_| super::via_stamp::STAMP_ROOM);
         let (ct, body) = self.body.map_or((0, 0), |(ct, b)| (ct.len(), b.len()));
         // Status line, Content-Type and Content-Length lines, empty line.
         const FIXED: usize = 64;
-        out.reserve(FIXED + self.reason.len() + copied + tag + self.extra.len() + ct + body);
+        out.reserve(
+            FIXED + self.reason.len() + copied + tag + stamp + self.extra.len() + ct + body,
+        );
         push_status_line(out, self.code, self.reason);
+        // The top Via gets the request's stamp, if it has one (RFC 3261
+        // §18.2.1, RFC 3581 §4): it is the first Via line's first via-parm.
+        let mut first_via = true;
         for h in req.headers().filter(|h| self.copies(h.name)) {
-            out.extend_from_slice(h.line);
+            let is_first_via = h.name == HeaderName::Via && std::mem::take(&mut first_via);
+            if !(is_first_via && req.write_stamped_via_line(out, h.line)) {
+                out.extend_from_slice(h.line);
+            }
             if let (HeaderName::To, Some(tag)) = (h.name, self.to_tag) {
                 // The first To is the one `validate` kept (a valid request
                 // has only that one).
@@ -368,6 +377,7 @@ impl MessageBuilder {
             start_end,
             content_length: Some(len),
             views: None,
+            via_stamp: None,
         }
     }
 

@@ -7,11 +7,7 @@
 //!
 //! A kept view is byte ranges, not references (the message owns the buffer
 //! they point into): the value's range in the buffer, and every part of the
-//! view relative to the value's start. An edit elsewhere in the message (a
-//! stamped top Via, [`Message::splice_value`]) then moves a kept view by
-//! changing one offset, and drops only a view it cut through.
-
-use std::ops::Range;
+//! view relative to the value's start.
 
 use super::msg::{Message, Span};
 use super::name_addr::{NameAddr, NameAddrAt};
@@ -103,31 +99,10 @@ impl<T: Copy> Kept<T> {
     fn value<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         buf.get(self.at.range())
     }
-
-    /// This view in a buffer where `at` was replaced by `grown` bytes more
-    /// (or fewer): moved if it lies after the edit, dropped if the edit
-    /// cuts into it.
-    fn shifted(self, at: &Range<usize>, grown: i64) -> Option<Kept<T>> {
-        let (start, end) = (self.at.start as usize, self.at.end as usize);
-        if end <= at.start {
-            return Some(self);
-        }
-        if start < at.end {
-            return None;
-        }
-        let shift = |x: u32| u32::try_from(i64::from(x) + grown).ok();
-        Some(Kept {
-            at: Span {
-                start: shift(self.at.start)?,
-                end: shift(self.at.end)?,
-            },
-            view: self.view,
-        })
-    }
 }
 
 /// What [`Message::validate`] keeps. Each view is absent when it was not
-/// parsed (a response has no Request-URI) or an edit dropped it.
+/// parsed (a response has no Request-URI).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Views {
     top_via: Option<Kept<ViaAt>>,
@@ -159,18 +134,6 @@ impl Views {
             contact: contact.and_then(name_addr),
         }
     }
-
-    /// The views of the message made by replacing `at` with `grown` bytes
-    /// more (see [`Message::splice_value`]).
-    pub(crate) fn shifted(&self, at: &Range<usize>, grown: i64) -> Views {
-        Views {
-            top_via: self.top_via.and_then(|k| k.shifted(at, grown)),
-            from: self.from.and_then(|k| k.shifted(at, grown)),
-            to: self.to.and_then(|k| k.shifted(at, grown)),
-            request_uri: self.request_uri.and_then(|k| k.shifted(at, grown)),
-            contact: self.contact.and_then(|k| k.shifted(at, grown)),
-        }
-    }
 }
 
 impl Message {
@@ -183,21 +146,6 @@ impl Message {
     /// reads the message does so rarely and parses instead.
     pub(crate) fn forget_views(&mut self) {
         self.views = None;
-    }
-
-    /// Parses the top Via again and keeps it, in a validated message whose
-    /// top Via was edited (which dropped the kept one).
-    pub(crate) fn keep_top_via(&mut self) {
-        if self.views.is_none() {
-            return;
-        }
-        let kept = match self.vias().next() {
-            Some(Ok(via)) => Kept::new(&self.buf, via.raw(), via.keep()),
-            _ => None,
-        };
-        if let Some(views) = self.views.as_mut() {
-            std::sync::Arc::make_mut(views).top_via = kept;
-        }
     }
 
     /// The top Via `validate` kept.
@@ -250,26 +198,6 @@ mod tests {
         );
         assert_eq!(Rel::of(base, &[]), Some(Rel::NOWHERE));
         assert_eq!(Rel::NOWHERE.get(base), Some(&[][..]));
-    }
-
-    #[test]
-    fn a_kept_view_moves_with_an_edit_before_it_and_is_dropped_by_one_inside() {
-        let k = Kept {
-            at: Span::new(10, 20),
-            view: (),
-        };
-        assert_eq!(
-            k.shifted(&(20..25), 3).map(|k| k.at),
-            Some(Span::new(10, 20))
-        );
-        assert_eq!(k.shifted(&(2..5), 3).map(|k| k.at), Some(Span::new(13, 23)));
-        assert_eq!(
-            k.shifted(&(2..10), -4).map(|k| k.at),
-            Some(Span::new(6, 16))
-        );
-        assert!(k.shifted(&(12..14), 1).is_none());
-        assert!(k.shifted(&(5..11), 1).is_none());
-        assert!(k.shifted(&(19..30), 1).is_none());
     }
 
     #[test]
