@@ -343,9 +343,7 @@ impl MessageBuilder {
         // A field of a parsed message has its value inside its line (both
         // borrow the received buffer); one put together otherwise is refused
         // rather than indexed wrong.
-        let value_at = (field.value.as_ptr() as usize)
-            .checked_sub(field.line.as_ptr() as usize)
-            .filter(|at| at + field.value.len() <= field.line.len())
+        let value_at = super::scan::offset_in(field.line, field.value)
             .ok_or(BuildError::InvalidHeaderValue)?;
         self.index(field.name, field.raw_name.len(), value_at, field.value);
         self.out.extend_from_slice(field.line);

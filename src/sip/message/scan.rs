@@ -270,6 +270,15 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Where `part` starts in `base`, when it lies wholly inside it (both
+/// borrow one buffer). One subtraction and one comparison: a part before
+/// the base wraps to an offset beyond it.
+#[inline]
+pub(crate) fn offset_in(base: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    (start <= base.len() && part.len() <= base.len() - start).then_some(start)
+}
+
 /// Case-insensitive ASCII comparison.
 #[inline]
 pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
@@ -279,6 +288,16 @@ pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offset_in_finds_only_parts_inside_the_base() {
+        let buf = b"Via: SIP/2.0/UDP h";
+        let base = &buf[5..];
+        assert_eq!(offset_in(base, &base[8..11]), Some(8));
+        assert_eq!(offset_in(base, &base[base.len()..]), Some(base.len()));
+        assert_eq!(offset_in(base, &buf[..3]), None, "before the base");
+        assert_eq!(offset_in(&base[..4], &base[2..6]), None, "past its end");
+    }
 
     #[test]
     fn comma_split_respects_quotes_and_angles() {

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use super::digits::{push_decimal, push_ip};
 use super::msg::{unfold, Message};
-use super::scan::eq_ic;
+use super::scan::{eq_ic, offset_in};
 
 /// What the server transport learned of a request's source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,11 +95,9 @@ impl Message {
             return false;
         };
         let raw = via.raw();
-        // Where the top via-parm lies in the line: both borrow the buffer.
-        let start = (raw.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
-        if start > line.len() || raw.len() > line.len() - start {
+        let Some(start) = offset_in(line, raw) else {
             return false;
-        }
+        };
         out.extend_from_slice(&line[..start]);
         stamp.write_via(out, raw);
         out.extend_from_slice(&line[start + raw.len()..]);
@@ -111,6 +109,13 @@ impl Message {
 mod tests {
     use super::*;
 
+    fn at(received: &str, rport: Option<u16>) -> ViaStamp {
+        ViaStamp {
+            received: received.parse().expect("an address"),
+            rport,
+        }
+    }
+
     fn stamped(via: &str, stamp: ViaStamp) -> String {
         let mut out = Vec::new();
         stamp.write_via(&mut out, via.as_bytes());
@@ -119,18 +124,12 @@ mod tests {
 
     #[test]
     fn received_and_rport_replace_what_the_client_wrote() {
-        let both = ViaStamp {
-            received: "203.0.113.7".parse().unwrap(),
-            rport: Some(40000),
-        };
+        let both = at("203.0.113.7", Some(40000));
         assert_eq!(
             stamped("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKx", both),
             "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx;received=203.0.113.7;rport=40000"
         );
-        let only_received = ViaStamp {
-            rport: None,
-            ..both
-        };
+        let only_received = at("203.0.113.7", None);
         assert_eq!(
             stamped(
                 "SIP/2.0/UDP h:5070;RECEIVED=1.2.3.4;rport=1234;branch=z9hG4bKx",
@@ -142,10 +141,7 @@ mod tests {
 
     #[test]
     fn dropped_parameters_may_stand_anywhere() {
-        let stamp = ViaStamp {
-            received: "192.0.2.9".parse().unwrap(),
-            rport: Some(5),
-        };
+        let stamp = at("192.0.2.9", Some(5));
         for (via, want) in [
             (
                 "SIP/2.0/UDP h;branch=z9hG4bKx;rport",
@@ -176,18 +172,12 @@ mod tests {
 
     #[test]
     fn ipv6_sources_are_written_bare_and_folds_unfolded() {
-        let v6 = ViaStamp {
-            received: "2001:db8::2".parse().unwrap(),
-            rport: Some(5062),
-        };
+        let v6 = at("2001:db8::2", Some(5062));
         assert_eq!(
             stamped("SIP/2.0/UDP [2001:db8::9]\r\n ;rport;branch=z9hG4bKx", v6),
             "SIP/2.0/UDP [2001:db8::9] ;branch=z9hG4bKx;received=2001:db8::2;rport=5062"
         );
-        let longest = ViaStamp {
-            received: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
-            rport: Some(65535),
-        };
+        let longest = at("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Some(65535));
         let added = stamped("x", longest).len() - 1;
         assert_eq!(
             added, STAMP_ROOM,

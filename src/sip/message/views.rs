@@ -33,20 +33,15 @@ impl Rel {
     /// part keeps its position when it has one, as code that finds where
     /// to insert text (a tag after the parameters) relies on it.
     pub(crate) fn of(base: &[u8], part: &[u8]) -> Option<Rel> {
-        // One subtraction and one comparison per part: a part before the
-        // base wraps to an offset beyond it. Offsets fit u32 as long as the
-        // base does, and a message is far smaller.
-        let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-        let inside = start <= base.len() && part.len() <= base.len() - start;
-        if inside && base.len() <= u32::MAX as usize {
-            Some(Rel {
+        // Offsets fit u32 as long as the base does, and a message is far
+        // smaller.
+        match super::scan::offset_in(base, part) {
+            Some(start) if base.len() <= u32::MAX as usize => Some(Rel {
                 start: start as u32,
                 end: (start + part.len()) as u32,
-            })
-        } else if part.is_empty() {
-            Some(Rel::NOWHERE)
-        } else {
-            None
+            }),
+            _ if part.is_empty() => Some(Rel::NOWHERE),
+            _ => None,
         }
     }
 

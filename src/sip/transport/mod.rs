@@ -128,6 +128,7 @@ mod udp_send_batch;
 mod udp_single;
 
 pub use connections::Transports;
+pub use tcp::TcpConfig;
 
 /// Locks `mutex`. A poisoned lock means a panic while it was held; what
 /// the transports guard with one (a queue, a map) is still whole.
@@ -136,7 +137,6 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
-pub use tcp::TcpConfig;
 
 /// How a received frame was delimited: a whole datagram, or a message cut
 /// from a stream by its Content-Length.
