@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
+use common::sipp::{spawn_answering_as, AuthenticatedCalls};
 use common::{Engine, TestApp, DOMAIN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -104,13 +104,12 @@ async fn every_cdr_arrives_once_across_a_database_outage(engine: Engine) {
             json!({"username": "alice", "password": PASSWORD}),
         )
         .await;
-    let uas_port = free_udp_port();
+    let Some((uas, uas_port)) = spawn_answering_as(CALLS, Duration::from_secs(30)).await else {
+        return;
+    };
     app.catch_all_service(&format!("sip:127.0.0.1:{uas_port}"), &tariff)
         .await;
 
-    let Some(uas) = spawn_answering_as(uas_port, CALLS, Duration::from_secs(30)).await else {
-        return;
-    };
     // 60 calls at 15/s, each held 700 ms: traffic for about 5 s.
     let calls = AuthenticatedCalls {
         server: app.sip,

@@ -16,7 +16,7 @@ use common::relay::{
     app_server, establish, header, next_request, send_offer, session_in, Call, World, PASSWORD,
 };
 use common::sip_ua::{sdp_offer, Incoming, Request, SipUa};
-use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
+use common::sipp::{spawn_answering_as, AuthenticatedCalls};
 use common::{Engine, TestApp, DOMAIN};
 
 both_engines!(
@@ -306,7 +306,13 @@ async fn sipp_calls_change_to_another_app_server(engine: Engine) {
             json!({"username": "alice", "password": PASSWORD}),
         )
         .await;
-    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let within = Duration::from_secs(20);
+    let Some((as1, p1)) = spawn_answering_as(CALLS, within).await else {
+        return;
+    };
+    let Some((as2, p2)) = spawn_answering_as(CALLS, within).await else {
+        return;
+    };
     let mut services = Vec::new();
     for (name, port, media) in [("voicemail", p1, None), ("video", p2, Some("video"))] {
         let a = app
@@ -329,13 +335,6 @@ async fn sipp_calls_change_to_another_app_server(engine: Engine) {
         app.create("/v1/rules", rule).await;
         services.push((a["id"].clone(), svc["id"].clone()));
     }
-    let within = Duration::from_secs(20);
-    let Some(as1) = spawn_answering_as(p1, CALLS, within).await else {
-        return;
-    };
-    let Some(as2) = spawn_answering_as(p2, CALLS, within).await else {
-        return;
-    };
     let calls = AuthenticatedCalls {
         server: app.sip,
         service: "voicemail",

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::sipp::{free_udp_port, spawn_answering_as, AuthenticatedCalls};
+use common::sipp::{spawn_answering_as, AuthenticatedCalls};
 use common::{Engine, TestApp, DOMAIN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -61,7 +61,9 @@ async fn sipp_calls_through_the_relay(engine: Engine) {
         )
         .await;
     let alice = alice["id"].as_str().unwrap().to_string();
-    let uas_port = free_udp_port();
+    let Some((uas, uas_port)) = spawn_answering_as(CALLS, Duration::from_secs(20)).await else {
+        return;
+    };
     let as_ = app
         .create(
             "/v1/app-servers",
@@ -80,9 +82,6 @@ async fn sipp_calls_through_the_relay(engine: Engine) {
     )
     .await;
 
-    let Some(uas) = spawn_answering_as(uas_port, CALLS, Duration::from_secs(20)).await else {
-        return;
-    };
     let calls = AuthenticatedCalls {
         server: app.sip,
         service: "voicemail",

@@ -192,6 +192,42 @@ impl SippProcess {
             messages: read("messages.log"),
         }
     }
+
+    /// Waits until this sipp has bound UDP `port` on 127.0.0.1, so that
+    /// nothing is sent to it before it listens. `Err` with what sipp printed
+    /// when it exits first: typically a port taken by another test between
+    /// [`free_udp_port`] asking and sipp binding it.
+    async fn until_listening(&mut self, port: u16, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            if let Some(status) = self.child.try_wait().expect("sipp status") {
+                return Err(format!(
+                    "{} exited ({status}) before listening:\n{}",
+                    self.command,
+                    self.logs()
+                ));
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} does not listen on UDP 127.0.0.1:{port} after {within:?}:\n{}",
+                self.command,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// What sipp has written so far to its stdout, stderr and error log.
+    fn logs(&self) -> String {
+        ["stdout.log", "stderr.log", "errors.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+                format!("--- {name}\n{text}")
+            })
+            .collect()
+    }
 }
 
 /// Starts `sipp [server] -sf <scenario> -i 127.0.0.1 -nostdin -trace_err
@@ -254,43 +290,43 @@ pub async fn spawn_sipp(
     })
 }
 
-/// Waits until something (a sipp just spawned) has bound UDP `port` on
-/// 127.0.0.1, so that nothing is sent to it before it listens.
-pub async fn wait_until_udp_bound(port: u16, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing listens on UDP 127.0.0.1:{port} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A sipp app server (`uas_answer.xml`) on UDP `port` answering `calls`
-/// INVITEs, its `-timeout` `within`; returns once it listens.
-pub async fn spawn_answering_as(port: u16, calls: usize, within: Duration) -> Option<SippProcess> {
-    let (port_s, media) = (port.to_string(), free_udp_port().to_string());
+/// A sipp app server (`uas_answer.xml`) answering `calls` INVITEs, its
+/// `-timeout` `within`, on a free UDP port of its own; returns it with that
+/// port once it listens. Starts again on fresh ports (twice at most) when
+/// sipp exits before listening, so a port taken meanwhile by a parallel
+/// test does not fail the run; callers create the app server afterwards.
+pub async fn spawn_answering_as(calls: usize, within: Duration) -> Option<(SippProcess, u16)> {
     let (calls, timeout) = (calls.to_string(), format!("{}s", within.as_secs()));
-    let uas = spawn_sipp(
-        "uas_answer.xml",
-        None,
-        &[
-            "-p",
-            &port_s,
-            "-mp",
-            &media,
-            "-m",
-            &calls,
-            "-timeout",
-            &timeout,
-            "-timeout_error",
-        ],
-        within + Duration::from_secs(10),
-    )
-    .await?;
-    wait_until_udp_bound(port, Duration::from_secs(5)).await;
-    Some(uas)
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let (port, media) = (free_udp_port(), free_udp_port());
+        let (port_s, media) = (port.to_string(), media.to_string());
+        let mut uas = spawn_sipp(
+            "uas_answer.xml",
+            None,
+            &[
+                "-p",
+                &port_s,
+                "-mp",
+                &media,
+                "-m",
+                &calls,
+                "-timeout",
+                &timeout,
+                "-timeout_error",
+            ],
+            within + Duration::from_secs(10),
+        )
+        .await?;
+        match uas.until_listening(port, Duration::from_secs(10)).await {
+            Ok(()) => return Some((uas, port)),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    panic!(
+        "the sipp app server never listened:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Calls made by a sipp client with digest authentication
