@@ -15,16 +15,25 @@
 //! write-behind tasks (publishers, ledgers) and the HTTP API stay on the main
 //! runtime, so their batch work never holds up a SIP message.
 //!
+//! One worker is a current-thread runtime on a thread of its own: the
+//! multi-thread scheduler with a single worker still keeps the books of work
+//! stealing (busy-time statistics with two clock reads per batch of tasks,
+//! the idle-worker handshake on every park), for no one to steal.
+//!
 //! Nothing here knows SIP: it is a runtime handle and the threads behind it.
 
 use std::io;
 
 use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::sync::oneshot;
 
 /// A running SIP runtime. Dropping it (or [`SipThreads::stop`]) shuts it
 /// down without waiting: tasks still on it are dropped.
 pub struct SipThreads {
+    /// Several workers: the multi-thread runtime itself.
     runtime: Option<Runtime>,
+    /// One worker: tells its thread to drop the runtime it drives.
+    stop: Option<oneshot::Sender<()>>,
     handle: Handle,
 }
 
@@ -32,14 +41,43 @@ impl SipThreads {
     /// Starts `workers` threads (at least one) named `name`, with IO and
     /// timers enabled.
     pub fn start(name: &str, workers: usize) -> io::Result<Self> {
+        if workers <= 1 {
+            return Self::start_one(name);
+        }
         let runtime = Builder::new_multi_thread()
-            .worker_threads(workers.max(1))
+            .worker_threads(workers)
             .thread_name(name)
             .enable_all()
             .build()?;
         Ok(Self {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
+            stop: None,
+        })
+    }
+
+    /// A current-thread runtime driven by thread `name` until stopped; its
+    /// blocking pool's threads carry the name too.
+    fn start_one(name: &str) -> io::Result<Self> {
+        let runtime = Builder::new_current_thread()
+            .thread_name(name)
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                // A dropped sender ends the wait as a sent stop does.
+                let _ = runtime.block_on(stopped);
+                // Dropped here, off any async context: the tasks still on
+                // it are dropped without waiting for them.
+                runtime.shutdown_background();
+            })?;
+        Ok(Self {
+            runtime: None,
+            stop: Some(stop),
+            handle,
         })
     }
 
@@ -62,6 +100,9 @@ impl Drop for SipThreads {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -71,9 +112,8 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn tasks_run_on_the_named_threads_until_stopped() {
-        let sip = SipThreads::start("sip-test", 1).expect("start");
+    async fn runs_on_named_threads_until_stopped(workers: usize) {
+        let sip = SipThreads::start("sip-test", workers).expect("start");
         let name = sip
             .handle()
             .spawn(async { std::thread::current().name().map(str::to_string) })
@@ -87,5 +127,15 @@ mod tests {
         sip.stop();
         let ended = pending.await.expect_err("the runtime dropped the task");
         assert!(ended.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn one_worker_runs_tasks_on_its_named_thread_until_stopped() {
+        runs_on_named_threads_until_stopped(1).await;
+    }
+
+    #[tokio::test]
+    async fn several_workers_run_tasks_on_named_threads_until_stopped() {
+        runs_on_named_threads_until_stopped(3).await;
     }
 }
