@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod b2bua;
 pub mod catalog;
+pub mod client_dialogs;
 pub mod cluster;
 pub mod core;
 pub mod health;

@@ -5,6 +5,7 @@
 // than std's SipHash on the relay's every lookup, as resistant to flooding.
 use ahash::HashMap;
 
+use super::client_dialogs::ClientDialogs;
 use super::session::{AsLeg, ClientLeg, Session};
 use crate::sip::transaction::{ClientTxId, ServerTxId};
 
@@ -32,12 +33,8 @@ pub struct SessionTable {
     /// fresh pages for the whole table (page faults were 2 % of the CPU at
     /// 2,000 calls/s).
     sessions: HashMap<String, Box<Session>>,
-    /// (client Call-ID, client tag) → session; not for fan-out sessions,
-    /// which share these two and differ by our tag.
-    by_client_dialog: HashMap<(String, String), String>,
-    /// The client dialog's full id (RFC 3261 §12): (Call-ID, client tag,
-    /// our tag) → session.
-    by_dialog_id: HashMap<(String, String, String), String>,
+    /// Client dialog → session.
+    client_dialogs: ClientDialogs,
     /// AS-leg Call-ID → (session, leg index).
     by_as_call_id: HashMap<String, (String, usize)>,
     by_client_tx: HashMap<ClientTxId, (String, Purpose)>,
@@ -53,16 +50,7 @@ pub struct SessionTable {
 impl SessionTable {
     pub fn insert(&mut self, s: Session) {
         let id = s.id.clone();
-        if !s.fanout {
-            self.by_client_dialog.insert(
-                (
-                    s.client_leg.call_id.clone(),
-                    s.client_leg.remote_tag.clone(),
-                ),
-                id.clone(),
-            );
-        }
-        self.by_dialog_id.insert(dialog_id(&s), id.clone());
+        index_client_dialog(&mut self.client_dialogs, &s);
         self.by_invite_tx.insert(s.client_leg.invite_tx, id.clone());
         if let Some(c) = &s.client {
             *self.per_client.entry(c.id.clone()).or_default() += 1;
@@ -132,21 +120,24 @@ impl SessionTable {
         self.by_client_tx.remove(tx);
     }
 
-    pub fn by_client_dialog(&self, call_id: &str, client_tag: &str) -> Option<String> {
-        self.by_client_dialog
-            .get(&(call_id.to_string(), client_tag.to_string()))
-            .cloned()
+    /// The session of a request in a client dialog (see
+    /// [`ClientDialogs::of_request`]).
+    pub fn by_client_request(
+        &self,
+        call_id: &str,
+        client_tag: &str,
+        our_tag: Option<&str>,
+    ) -> Option<String> {
+        self.client_dialogs
+            .of_request(call_id, client_tag, our_tag)
+            .map(str::to_string)
     }
 
     /// The session of the client dialog (Call-ID, client tag, our tag).
     pub fn by_dialog_id(&self, call_id: &str, client_tag: &str, our_tag: &str) -> Option<String> {
-        self.by_dialog_id
-            .get(&(
-                call_id.to_string(),
-                client_tag.to_string(),
-                our_tag.to_string(),
-            ))
-            .cloned()
+        self.client_dialogs
+            .exact(call_id, client_tag, our_tag)
+            .map(str::to_string)
     }
 
     pub fn by_as_call_id(&self, call_id: &str) -> Option<(String, usize)> {
@@ -165,24 +156,9 @@ impl SessionTable {
     pub fn replace_client_leg(&mut self, id: &str, leg: ClientLeg) -> Option<ClientLeg> {
         let s = self.sessions.get_mut(id)?;
         let old = std::mem::replace(&mut s.client_leg, leg);
-        let old_dialog = (old.call_id.clone(), old.remote_tag.clone());
-        let old_id = (
-            old.call_id.clone(),
-            old.remote_tag.clone(),
-            old.local_tag.clone(),
-        );
-        let (new_dialog, new_id) = (
-            (
-                s.client_leg.call_id.clone(),
-                s.client_leg.remote_tag.clone(),
-            ),
-            dialog_id(s),
-        );
-        remove_if_owned(&mut self.by_client_dialog, &old_dialog, |sid| sid == id);
-        remove_if_owned(&mut self.by_dialog_id, &old_id, |sid| sid == id);
+        self.client_dialogs.remove(&old.call_id, id);
         remove_if_owned(&mut self.by_invite_tx, &old.invite_tx, |sid| sid == id);
-        self.by_client_dialog.insert(new_dialog, id.to_string());
-        self.by_dialog_id.insert(new_id, id.to_string());
+        index_client_dialog(&mut self.client_dialogs, s);
         Some(old)
     }
 
@@ -196,12 +172,7 @@ impl SessionTable {
     /// and stays.
     pub fn remove(&mut self, id: &str) -> Option<Session> {
         let s = *self.sessions.remove(id)?;
-        let dialog = (
-            s.client_leg.call_id.clone(),
-            s.client_leg.remote_tag.clone(),
-        );
-        remove_if_owned(&mut self.by_client_dialog, &dialog, |sid| sid == id);
-        remove_if_owned(&mut self.by_dialog_id, &dialog_id(&s), |sid| sid == id);
+        self.client_dialogs.remove(&s.client_leg.call_id, id);
         remove_if_owned(&mut self.by_invite_tx, &s.client_leg.invite_tx, |sid| {
             sid == id
         });
@@ -215,9 +186,9 @@ impl SessionTable {
     }
 }
 
-fn dialog_id(s: &Session) -> (String, String, String) {
+fn index_client_dialog(dialogs: &mut ClientDialogs, s: &Session) {
     let c = &s.client_leg;
-    (c.call_id.clone(), c.remote_tag.clone(), c.local_tag.clone())
+    dialogs.insert(&c.call_id, &c.remote_tag, &c.local_tag, &s.id, s.fanout);
 }
 
 /// Removes `key` from `map` only when its value still belongs to the caller.

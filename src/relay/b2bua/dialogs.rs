@@ -90,11 +90,13 @@ impl Core {
     /// client's tag (the From tag of what the client sends) and ours (its
     /// To tag), which tells apart the dialogs of a fan-out (RFC 3261 §12).
     pub(in crate::relay) fn client_dialog_of(&self, msg: &Message) -> Option<String> {
-        let call_id = text(msg.call_id().ok()?);
-        let tag = text(msg.from_tag()?);
-        let ours = msg.to_tag().map(text);
-        ours.and_then(|ours| self.sessions.by_dialog_id(&call_id, &tag, &ours))
-            .or_else(|| self.sessions.by_client_dialog(&call_id, &tag))
+        // Borrowed when valid UTF-8, as they nearly always are: the lookup
+        // then allocates nothing.
+        let call_id = String::from_utf8_lossy(msg.call_id().ok()?);
+        let tag = String::from_utf8_lossy(msg.from_tag()?);
+        let ours = msg.to_tag().map(String::from_utf8_lossy);
+        self.sessions
+            .by_client_request(&call_id, &tag, ours.as_deref())
     }
 
     /// The session and side of an in-dialog request: `None` for the AS
@@ -103,7 +105,7 @@ impl Core {
         if let Some(id) = self.client_dialog_of(msg) {
             return Some((id, None));
         }
-        let call_id = text(msg.call_id().ok()?);
+        let call_id = String::from_utf8_lossy(msg.call_id().ok()?);
         self.sessions
             .by_as_call_id(&call_id)
             .map(|(id, leg)| (id, Some(leg)))
