@@ -17,6 +17,14 @@ struct Dialog {
     fanout: bool,
 }
 
+/// Dialogs kept per Call-ID. RFC 3261 §8.1.1.4 makes a Call-ID unique to
+/// its dialog: sharing one is a fan-out's (one dialog per app server asked)
+/// or a client's that reuses it. Past this many (a fan-out asks at most the
+/// 64 app servers a service may list), the oldest is forgotten, so that a
+/// client sending INVITE after INVITE with one Call-ID cannot make every
+/// lookup of it a long scan.
+const MAX_PER_CALL_ID: usize = 64;
+
 #[derive(Default)]
 pub struct ClientDialogs {
     /// Oldest first: when two dialogs match, the newer one is the session.
@@ -32,15 +40,16 @@ impl ClientDialogs {
         session: &str,
         fanout: bool,
     ) {
-        self.by_call_id
-            .entry(call_id.to_string())
-            .or_default()
-            .push(Dialog {
-                client_tag: client_tag.to_string(),
-                our_tag: our_tag.to_string(),
-                session: session.to_string(),
-                fanout,
-            });
+        let dialogs = self.by_call_id.entry(call_id.to_string()).or_default();
+        if dialogs.len() == MAX_PER_CALL_ID {
+            dialogs.remove(0);
+        }
+        dialogs.push(Dialog {
+            client_tag: client_tag.to_string(),
+            our_tag: our_tag.to_string(),
+            session: session.to_string(),
+            fanout,
+        });
     }
 
     /// Forgets the dialogs of `session` under `call_id`.
@@ -126,5 +135,18 @@ mod tests {
         d.remove("c1", "old");
         assert!(d.by_call_id.is_empty(), "an empty Call-ID entry is dropped");
         d.remove("c1", "old");
+    }
+
+    #[test]
+    fn a_call_id_keeps_its_newest_dialogs_only() {
+        let mut d = ClientDialogs::default();
+        for n in 0..=MAX_PER_CALL_ID {
+            d.insert("c1", "ct", &format!("ours-{n}"), &format!("s{n}"), false);
+        }
+        assert_eq!(d.by_call_id["c1"].len(), MAX_PER_CALL_ID);
+        assert_eq!(d.exact("c1", "ct", "ours-0"), None, "the oldest went");
+        assert_eq!(d.exact("c1", "ct", "ours-1"), Some("s1"));
+        let newest = format!("s{MAX_PER_CALL_ID}");
+        assert_eq!(d.of_request("c1", "ct", None), Some(newest.as_str()));
     }
 }
