@@ -130,10 +130,6 @@ pub struct Core {
 /// time).
 const MAX_LOCAL_IPS: usize = 4096;
 
-/// Events the core takes from its queue at once; bounded so that its
-/// timers and commands wait at most one batch.
-const EVENT_BATCH: usize = 32;
-
 impl Core {
     pub fn new(d: CoreDeps) -> Self {
         Self {
@@ -159,7 +155,6 @@ impl Core {
         let sleep = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
-        let mut batch = Vec::new();
         loop {
             let wake = self.timers.next_deadline();
             if wake != armed {
@@ -168,17 +163,11 @@ impl Core {
                 }
                 armed = wake;
             }
-            // Under load, the events queued meanwhile are taken at once:
-            // one select per batch instead of per event.
             tokio::select! {
-                n = events.recv_many(&mut batch, EVENT_BATCH) => {
-                    if n == 0 {
-                        return;
-                    }
-                    for e in batch.drain(..) {
-                        self.on_event(e);
-                    }
-                }
+                e = events.recv() => match e {
+                    Some(e) => self.on_event(e),
+                    None => return,
+                },
                 Some(c) = commands.recv() => self.on_command(c),
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;

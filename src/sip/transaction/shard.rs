@@ -120,9 +120,6 @@ struct Entry {
     gen: u32,
 }
 
-/// Inputs (messages or commands) a shard takes from its queue at once.
-const INPUT_BATCH: usize = 32;
-
 /// Tables at most this large are never shrunk.
 const SHRINK_MIN: usize = 1024;
 
@@ -191,7 +188,6 @@ impl Shard {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         let (mut net_open, mut cmd_open) = (true, true);
-        let (mut commands, mut messages) = (Vec::new(), Vec::new());
         while net_open || cmd_open {
             self.fire_due(Instant::now());
             self.flush().await;
@@ -202,27 +198,24 @@ impl Shard {
                 }
                 armed = next;
             }
-            // Under load, what queued while the shard waited is taken at
-            // once: one pass of this loop (select, flush, timer check) per
-            // batch instead of per message.
             tokio::select! {
                 biased;
-                n = cmd.recv_many(&mut commands, INPUT_BATCH), if cmd_open => {
-                    // Timers due at this instant go first: a message
-                    // arriving as Timer M/J/... expires meets a finished
-                    // transaction, whichever task tokio woke first.
-                    self.fire_due(Instant::now());
-                    cmd_open = n > 0;
-                    for c in commands.drain(..) {
-                        self.on_command(c);
+                c = cmd.recv(), if cmd_open => match c {
+                    Some(c) => {
+                        // Timers due at this instant go first: a message
+                        // arriving as Timer M/J/... expires meets a finished
+                        // transaction, whichever task tokio woke first.
+                        self.fire_due(Instant::now());
+                        self.on_command(c)
                     }
+                    None => cmd_open = false,
                 },
-                n = net.recv_many(&mut messages, INPUT_BATCH), if net_open => {
-                    self.fire_due(Instant::now());
-                    net_open = n > 0;
-                    for m in messages.drain(..) {
-                        self.on_incoming(m);
+                m = net.recv(), if net_open => match m {
+                    Some(m) => {
+                        self.fire_due(Instant::now());
+                        self.on_incoming(m)
                     }
+                    None => net_open = false,
                 },
                 () = &mut sleep, if armed.is_some() => armed = None,
             }
