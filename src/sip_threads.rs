@@ -108,12 +108,14 @@ impl Drop for SipThreads {
 
 #[cfg(test)]
 mod tests {
+    use tokio::runtime::RuntimeFlavor;
     use tokio::sync::oneshot;
 
     use super::*;
 
-    async fn runs_on_named_threads_until_stopped(workers: usize) {
+    async fn runs_on_named_threads_until_stopped(workers: usize, flavor: RuntimeFlavor) {
         let sip = SipThreads::start("sip-test", workers).expect("start");
+        assert_eq!(sip.handle().runtime_flavor(), flavor);
         let name = sip
             .handle()
             .spawn(async { std::thread::current().name().map(str::to_string) })
@@ -131,11 +133,11 @@ mod tests {
 
     #[tokio::test]
     async fn one_worker_runs_tasks_on_its_named_thread_until_stopped() {
-        runs_on_named_threads_until_stopped(1).await;
+        runs_on_named_threads_until_stopped(1, RuntimeFlavor::CurrentThread).await;
     }
 
     #[tokio::test]
     async fn several_workers_run_tasks_on_named_threads_until_stopped() {
-        runs_on_named_threads_until_stopped(3).await;
+        runs_on_named_threads_until_stopped(3, RuntimeFlavor::MultiThread).await;
     }
 }

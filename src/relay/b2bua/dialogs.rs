@@ -91,7 +91,7 @@ impl Core {
     /// To tag), which tells apart the dialogs of a fan-out (RFC 3261 §12).
     pub(in crate::relay) fn client_dialog_of(&self, msg: &Message) -> Option<String> {
         // Borrowed when valid UTF-8, as they nearly always are: the lookup
-        // then allocates nothing.
+        // builds no key, and only the session id found is copied.
         let call_id = String::from_utf8_lossy(msg.call_id().ok()?);
         let tag = String::from_utf8_lossy(msg.from_tag()?);
         let ours = msg.to_tag().map(String::from_utf8_lossy);
