@@ -154,6 +154,10 @@ impl Core {
         // `Sleep` per event would register and cancel a timer each time.
         let sleep = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(sleep);
+        // One future for the whole loop: a fresh `changed()` per pass
+        // would join and leave the channel's waiter list for every event.
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
         let mut armed: Option<Instant> = None;
         loop {
             let wake = self.timers.next_deadline();
@@ -173,7 +177,7 @@ impl Core {
                     armed = None;
                     self.fire_due_timers();
                 }
-                _ = shutdown.changed() => return,
+                _ = &mut stop => return,
             }
         }
     }

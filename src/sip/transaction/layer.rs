@@ -1,10 +1,11 @@
 //! The handle the engine and the TU hold.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+// aHash, randomly keyed per layer: as resistant as std's SipHash to a peer
+// aiming its Call-IDs at one shard, at a fraction of the cost per message.
+use ahash::RandomState;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 

@@ -58,13 +58,17 @@ pub(super) async fn receive_loop(
         }
     };
     let mut batch = ReceiveBatch::new(MAX_DATAGRAM);
+    // One future for the whole loop: a fresh `changed()` per readiness
+    // would join and leave the channel's waiter list every time.
+    let stop = shutdown.changed();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             r = socket.readable() => if let Err(e) = r {
                 tracing::error!(error = %e, "UDP socket no longer pollable");
                 return;
             },
-            _ = shutdown.changed() => return,
+            _ = &mut stop => return,
         }
         // One batch per readiness: `readable()` spends the task's
         // cooperative budget, so a flood still lets the shards and the core
