@@ -179,17 +179,15 @@ impl SippProcess {
                 None
             }
         };
-        let read =
-            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         SippOutcome {
             success: status.is_some_and(|s| s.success()),
             exit_code: status.and_then(|s| s.code()),
             timed_out: status.is_none(),
             command: self.command.clone(),
-            stdout: read("stdout.log"),
-            stderr: read("stderr.log"),
-            errors: read("errors.log"),
-            messages: read("messages.log"),
+            stdout: self.read("stdout.log"),
+            stderr: self.read("stderr.log"),
+            errors: self.read("errors.log"),
+            messages: self.read("messages.log"),
         }
     }
 
@@ -222,11 +220,13 @@ impl SippProcess {
     fn logs(&self) -> String {
         ["stdout.log", "stderr.log", "errors.log"]
             .iter()
-            .map(|name| {
-                let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-                format!("--- {name}\n{text}")
-            })
+            .map(|name| format!("--- {name}\n{}", self.read(name)))
             .collect()
+    }
+
+    /// Output file `name` of this sipp as written so far (empty if none).
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 }
 

@@ -89,23 +89,22 @@ impl Core {
     /// The session of a request in the client's dialog: Call-ID, the
     /// client's tag (the From tag of what the client sends) and ours (its
     /// To tag), which tells apart the dialogs of a fan-out (RFC 3261 §12).
-    pub(in crate::relay) fn client_dialog_of(&self, msg: &Message) -> Option<String> {
+    fn client_dialog_of(&self, call_id: &str, msg: &Message) -> Option<String> {
         // Borrowed when valid UTF-8, as they nearly always are: the lookup
         // builds no key, and only the session id found is copied.
-        let call_id = String::from_utf8_lossy(msg.call_id().ok()?);
         let tag = String::from_utf8_lossy(msg.from_tag()?);
         let ours = msg.to_tag().map(String::from_utf8_lossy);
         self.sessions
-            .by_client_request(&call_id, &tag, ours.as_deref())
+            .by_client_request(call_id, &tag, ours.as_deref())
     }
 
     /// The session and side of an in-dialog request: `None` for the AS
     /// side's leg index when it came from the client.
     pub(in crate::relay) fn find_dialog(&self, msg: &Message) -> Option<(String, Option<usize>)> {
-        if let Some(id) = self.client_dialog_of(msg) {
+        let call_id = String::from_utf8_lossy(msg.call_id().ok()?);
+        if let Some(id) = self.client_dialog_of(&call_id, msg) {
             return Some((id, None));
         }
-        let call_id = String::from_utf8_lossy(msg.call_id().ok()?);
         self.sessions
             .by_as_call_id(&call_id)
             .map(|(id, leg)| (id, Some(leg)))
