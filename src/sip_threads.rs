@@ -2,8 +2,9 @@
 //! `sip_threads`, one by default), apart from the runtime that serves HTTP
 //! and writes to the database.
 //!
-//! Why: a message crosses three tasks on its way through (receive loop,
-//! transaction shard, relay core, and back to a shard). When the next task
+//! Why: a message crosses tasks on its way through (the receive loop, which
+//! runs the transaction shard inline, then the relay core; a shard's timers
+//! have a task of their own). When the next task
 //! is idle, the hand-over on a work-stealing runtime of several workers
 //! often wakes a parked worker (a futex or eventfd write, and a context
 //! switch on the other core); the relay core is one task, so it gains

@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::Receiver;
 use tokio::time::{sleep, Instant};
 
 use switchboard::sip::message::{Limits, Message, Method};
-use switchboard::sip::transaction::{LayerConfig, ServerTxId, TransactionLayer, TuEvent};
+use switchboard::sip::transaction::{LayerConfig, ServerTxId, TransactionLayer, TuEvent, TuEvents};
 use switchboard::sip::transport::{Flow, Incoming, Outbound, Protocol, SendError};
 
 /// Records every send with its (paused) time since the test started.
@@ -73,7 +72,7 @@ fn tcp() -> Flow {
     }
 }
 
-fn setup(config: LayerConfig, fail: bool) -> (TransactionLayer, Receiver<TuEvent>, Arc<FakeOut>) {
+fn setup(config: LayerConfig, fail: bool) -> (TransactionLayer, TuEvents, Arc<FakeOut>) {
     let out = Arc::new(FakeOut {
         t0: Instant::now(),
         sent: Mutex::new(Vec::new()),
@@ -133,11 +132,11 @@ fn inc(message: Message, flow: Flow) -> Incoming {
     }
 }
 
-async fn next(rx: &mut Receiver<TuEvent>) -> TuEvent {
+async fn next(rx: &mut TuEvents) -> TuEvent {
     rx.recv().await.expect("layer alive")
 }
 
-async fn expect_request(rx: &mut Receiver<TuEvent>) -> (ServerTxId, Message, Option<ServerTxId>) {
+async fn expect_request(rx: &mut TuEvents) -> (ServerTxId, Message, Option<ServerTxId>) {
     match next(rx).await {
         TuEvent::Request {
             tx,
@@ -154,8 +153,8 @@ async fn idle(d: Duration) {
     sleep(d).await;
 }
 
-fn assert_no_event(rx: &mut Receiver<TuEvent>) {
-    if let Ok(ev) = rx.try_recv() {
+fn assert_no_event(rx: &mut TuEvents) {
+    if let Some(ev) = rx.try_recv() {
         panic!("unexpected TU event {ev:?}");
     }
 }
@@ -501,7 +500,7 @@ async fn client_invite_2xx_retransmissions_reach_tu_until_timer_m() {
 async fn full_queue_sheds_requests_with_503() {
     let cfg = LayerConfig {
         shards: 1,
-        queue: 1,
+        tu_queue: 1,
         ..LayerConfig::default()
     };
     let (layer, mut rx, out) = setup(cfg, false);
@@ -525,4 +524,36 @@ async fn full_queue_sheds_requests_with_503() {
     idle(Duration::from_millis(10)).await;
     assert_no_event(&mut rx);
     assert_eq!(layer.server_transactions(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_deadline_wakes_the_shards_timer() {
+    let cfg = LayerConfig {
+        shards: 1,
+        ..config()
+    };
+    let (layer, _rx, out) = setup(cfg, false);
+    // Over TCP only Timer B (32 s) is pending: the shard sleeps until then.
+    layer
+        .request(request("INVITE", "z9hG4bKw1", "call-w1", 1, ""), tcp())
+        .unwrap();
+    idle(Duration::from_secs(1)).await;
+    // Timer E (0.5 s) falls due long before: the shard must re-arm for it.
+    layer
+        .request(request("OPTIONS", "z9hG4bKw2", "call-w2", 1, ""), udp())
+        .unwrap();
+    idle(Duration::from_millis(2600)).await;
+    assert_eq!(out.times(), vec![0, 1000, 1500, 2500]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_layer_stops_its_shards_and_closes_the_tu_queue() {
+    let (layer, mut rx, _out) = setup(config(), false);
+    // A live INVITE transaction the TU never answers: only the layer's
+    // end can release it.
+    layer.receive(inc(request("INVITE", "z9hG4bKd1", "call-d1", 1, ""), udp()));
+    let _ = expect_request(&mut rx).await;
+    drop(layer);
+    let closed = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
+    assert!(matches!(closed, Ok(None)), "{closed:?}");
 }

@@ -20,7 +20,7 @@ use super::table::SessionTable;
 use super::timers::{TimerKey, TimerService};
 use super::RelayCommand;
 use crate::sip::message::{Message, Method};
-use crate::sip::transaction::{ServerTxId, TransactionLayer, TuEvent};
+use crate::sip::transaction::{ServerTxId, TransactionLayer, TuEvent, TuEvents};
 use crate::sip::transport::Flow;
 use crate::store::clients::Client;
 use crate::store::sessions::SessionChange;
@@ -145,7 +145,7 @@ impl Core {
     /// Handles events until the layer closes or shutdown is signalled.
     pub async fn run(
         mut self,
-        mut events: mpsc::Receiver<TuEvent>,
+        mut events: TuEvents,
         mut commands: mpsc::Receiver<RelayCommand>,
         mut shutdown: watch::Receiver<bool>,
     ) {

@@ -7,12 +7,13 @@ use std::sync::Arc;
 // aiming its Call-IDs at one shard, at a fraction of the cost per message.
 use ahash::RandomState;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::key::ClientKey;
 use super::messages;
-use super::shard::{Command, Shard, Shared};
-use super::{new_tag, ClientTxId, LayerConfig, ServerTxId, TuEvent};
+use super::shard::cell::ShardCell;
+use super::shard::{Shard, Shared};
+use super::tu_queue::{tu_queue, TuEvents};
+use super::{new_tag, ClientTxId, LayerConfig, ServerTxId};
 use crate::sip::message::{Message, Method};
 use crate::sip::transport::{Flow, Incoming, Outbound, SendError};
 
@@ -29,52 +30,44 @@ pub enum RequestError {
     /// and CSeq must be valid.
     #[error("request lacks a top Via branch, Call-ID or CSeq")]
     Unmatchable,
-    #[error("transaction layer stopped")]
-    Stopped,
-}
-
-struct ShardHandle {
-    net: mpsc::Sender<Incoming>,
-    cmd: mpsc::UnboundedSender<Command>,
 }
 
 struct Inner {
-    shards: Box<[ShardHandle]>,
+    shards: Box<[Arc<ShardCell>]>,
     shared: Arc<Shared>,
     hasher: RandomState,
     next_client: AtomicU64,
 }
 
-/// The transaction layer. Cheap to clone; the shard tasks stop when the
-/// last clone is dropped.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            shard.close();
+        }
+    }
+}
+
+/// The transaction layer. Cheap to clone; the shards' timer tasks stop, and
+/// the TU's queue closes, when the last clone is dropped.
 #[derive(Clone)]
 pub struct TransactionLayer {
     inner: Arc<Inner>,
 }
 
 impl TransactionLayer {
-    /// Spawns the shard tasks (on the current tokio runtime) and returns the
-    /// handle and the TU's event stream.
-    pub fn start(
-        outbound: Arc<dyn Outbound>,
-        config: LayerConfig,
-    ) -> (TransactionLayer, mpsc::Receiver<TuEvent>) {
+    /// Spawns the shards' timer tasks (on the current tokio runtime) and
+    /// returns the handle and the TU's event stream.
+    pub fn start(outbound: Arc<dyn Outbound>, config: LayerConfig) -> (TransactionLayer, TuEvents) {
         let n = config.shards.max(1);
-        let (tu_tx, tu_rx) = mpsc::channel(config.tu_queue.max(1));
-        let queue = config.queue.max(1);
+        let (tu, tu_events) = tu_queue();
         let shared = Arc::new(Shared {
             outbound,
             config,
             live_server: AtomicUsize::new(0),
+            tu,
         });
         let shards = (0..n)
-            .map(|i| {
-                let (net, net_rx) = mpsc::channel(queue);
-                let (cmd, cmd_rx) = mpsc::unbounded_channel();
-                let shard = Shard::new(i, n, shared.clone(), tu_tx.clone());
-                tokio::spawn(shard.run(net_rx, cmd_rx));
-                ShardHandle { net, cmd }
-            })
+            .map(|i| ShardCell::start(Shard::new(i, n, shared.clone())))
             .collect();
         let layer = TransactionLayer {
             inner: Arc::new(Inner {
@@ -84,7 +77,7 @@ impl TransactionLayer {
                 next_client: AtomicU64::new(0),
             }),
         };
-        (layer, tu_rx)
+        (layer, tu_events)
     }
 
     /// The shard of a Call-ID (keyed hash: a peer cannot aim every call at
@@ -93,36 +86,36 @@ impl TransactionLayer {
         (self.inner.hasher.hash_one(call_id) % self.inner.shards.len() as u64) as usize
     }
 
-    /// Every valid message from the transports (parsed and `validate()`d).
-    /// Never waits: when the shard's queue is full a request is answered
-    /// 503 statelessly (ACKs never are) and a response is dropped (the
-    /// peer retransmits it).
+    /// Every valid message from the transports (parsed and `validate()`d),
+    /// handled before this returns. Never waits: when the TU has
+    /// [`LayerConfig::tu_queue`] events still to take, a request is answered
+    /// 503 statelessly (ACKs never are) and a response is dropped (the peer
+    /// retransmits it).
     pub fn receive(&self, incoming: Incoming) {
         let Ok(call_id) = incoming.message.call_id() else {
             return;
         };
         let shard = &self.inner.shards[self.shard_of(call_id)];
-        if let Err(mpsc::error::TrySendError::Full(inc)) = shard.net.try_send(incoming) {
-            tracing::debug!(flow = %inc.flow, "transaction queue full: shedding");
-            let m = &inc.message;
-            if m.is_request() && m.method() != Some(Method::Ack) {
-                let cfg = &self.inner.shared.config;
-                if let Some(b) = messages::overloaded(m, cfg.retry_after, &new_tag()) {
-                    let _ = self.inner.shared.outbound.send(&inc.flow, b);
-                }
+        let shared = &self.inner.shared;
+        if shared.tu.waiting() < shared.config.tu_queue {
+            shard.with(|s| s.on_incoming(incoming));
+            return;
+        }
+        tracing::debug!(flow = %incoming.flow, "transaction user behind: shedding");
+        let m = &incoming.message;
+        if m.is_request() && m.method() != Some(Method::Ack) {
+            if let Some(b) = messages::overloaded(m, shared.config.retry_after, &new_tag()) {
+                let _ = shared.outbound.send(&incoming.flow, b);
             }
         }
     }
 
-    /// The TU answers a server transaction with a rendered response. A
-    /// response for a transaction that has ended is dropped.
+    /// The TU answers a server transaction with a rendered response, sent
+    /// before this returns. A response for a transaction that has ended is
+    /// dropped.
     pub fn respond(&self, tx: &ServerTxId, status: u16, response: Bytes) {
         let shard = &self.inner.shards[(tx.0 % self.inner.shards.len() as u64) as usize];
-        let _ = shard.cmd.send(Command::Respond {
-            tx: *tx,
-            status,
-            response,
-        });
+        shard.with(|s| s.respond(*tx, status, response));
     }
 
     /// Sends `request` in a new client transaction on `flow`. Its top Via
@@ -135,21 +128,13 @@ impl TransactionLayer {
             Some(Method::Ack) => return Err(RequestError::Ack),
             Some(_) => {}
         }
-        let key = Box::new(ClientKey::of(&request).ok_or(RequestError::Unmatchable)?);
+        let key = ClientKey::of(&request).ok_or(RequestError::Unmatchable)?;
         let call_id = request.call_id().map_err(|_| RequestError::Unmatchable)?;
         let n = self.inner.shards.len() as u64;
         let index = self.shard_of(call_id);
         let seq = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
         let tx = ClientTxId(seq * n + index as u64);
-        self.inner.shards[index]
-            .cmd
-            .send(Command::Request {
-                tx,
-                request,
-                flow,
-                key,
-            })
-            .map_err(|_| RequestError::Stopped)?;
+        self.inner.shards[index].with(|s| s.start_client(tx, request, flow, key));
         Ok(tx)
     }
 

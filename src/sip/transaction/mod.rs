@@ -7,12 +7,14 @@
 //!   fallback), timers, retransmissions, 100 Trying, hop-by-hop ACK,
 //!   merged-request detection (§8.2.2.2, 482) and overload shedding (503).
 //!
-//! The table is sharded across N tasks by a hash of the Call-ID: a request,
+//! The table is split into N shards by a hash of the Call-ID: a request,
 //! its retransmissions, its ACK and CANCEL, the responses to a client
 //! transaction and any merged copy of a request all carry the same Call-ID,
-//! so every lookup stays inside one shard and no lock is shared. Each shard
-//! owns its timers (a binary heap of deadlines, one `tokio::time::Sleep`), so
-//! timers are driven by the layer itself on tokio time.
+//! so every lookup stays inside one shard. A shard runs inline in the task
+//! that feeds it, under its own lock (never held across an await), and
+//! owns its timers (per-duration queues of deadlines, one task sleeping
+//! until the earliest), so timers are driven by the layer itself on tokio
+//! time. Events for the TU leave through one queue, [`TuEvents`].
 //!
 //! This module knows nothing of dialogs, sessions or storage: the TU gets
 //! [`TuEvent`]s and answers through [`TransactionLayer::respond`].
@@ -29,11 +31,13 @@ mod shard;
 #[cfg(test)]
 mod sim;
 pub mod timers;
+mod tu_queue;
 
 pub use action::{Action, Actions, ClientEvent, ServerEvent};
 pub use layer::{RequestError, TransactionLayer};
 pub use messages::ack_for;
 pub use timers::{Timer, TimerConfig};
+pub use tu_queue::TuEvents;
 
 use crate::sip::message::Message;
 use crate::sip::transport::Flow;
@@ -86,17 +90,16 @@ pub enum TuEvent {
 #[derive(Debug, Clone)]
 pub struct LayerConfig {
     pub timers: TimerConfig,
-    /// Number of shard tasks (default: the number of CPUs).
+    /// Number of shards (default: the number of CPUs).
     pub shards: usize,
     /// Live server transactions beyond which new requests get a stateless
     /// 503 (RFC 3261 §21.5.4) before any state is allocated.
     pub max_server_transactions: usize,
     /// Retry-After seconds in that 503 (§20.33).
     pub retry_after: u32,
-    /// Incoming messages queued per shard; when full, requests are shed
-    /// with a 503 and responses dropped (the peer retransmits).
-    pub queue: usize,
-    /// Capacity of the [`TuEvent`] channel.
+    /// [`TuEvent`]s waiting for the TU beyond which messages from the
+    /// network are shed: requests get a 503, responses are dropped (the
+    /// peer retransmits).
     pub tu_queue: usize,
 }
 
@@ -107,7 +110,6 @@ impl Default for LayerConfig {
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_server_transactions: 200_000,
             retry_after: 5,
-            queue: 8192,
             tu_queue: 8192,
         }
     }

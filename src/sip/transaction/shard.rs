@@ -1,11 +1,10 @@
-//! One shard of the transaction table: a task owning its transactions, their
-//! keys and their timers. Nothing here is shared but the outbound handle and
-//! the live-transaction counter, so no lock exists, let alone one held
-//! across an await.
+//! One shard of the transaction table: its transactions, their keys and
+//! their timers. It runs inline in whichever task feeds it, behind the lock
+//! of its [`cell::ShardCell`], which is never held across an await; the
+//! cell's own task only fires its timers.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
 // aHash, randomly keyed per table: keys come from the network (branches,
 // Call-IDs), so the hash must resist flooding, and SipHash (std's) was
@@ -13,9 +12,9 @@ use std::time::Duration;
 use ahash::HashMap;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub(crate) mod cell;
 mod client;
 mod server;
 mod timer_queues;
@@ -28,8 +27,8 @@ use super::key::{ClientKey, MergeKey, ServerKey};
 use super::server_invite::ServerInvite;
 use super::server_non_invite::ServerNonInvite;
 use super::timers::Timer;
-use super::{ClientTxId, LayerConfig, ServerTxId, TuEvent};
-use crate::sip::message::Message;
+use super::tu_queue::TuSender;
+use super::{LayerConfig, ServerTxId, TuEvent};
 use crate::sip::transport::{Flow, Incoming, Outbound};
 
 /// State shared by the handle and every shard.
@@ -37,23 +36,7 @@ pub(crate) struct Shared {
     pub outbound: Arc<dyn Outbound>,
     pub config: LayerConfig,
     pub live_server: AtomicUsize,
-}
-
-/// Commands from the TU (through the handle).
-pub(crate) enum Command {
-    Respond {
-        tx: ServerTxId,
-        status: u16,
-        response: Bytes,
-    },
-    Request {
-        tx: ClientTxId,
-        request: Message,
-        flow: Flow,
-        /// Computed by the handle, which had to check it exists anyway
-        /// (boxed: the other commands are a fraction of its size).
-        key: Box<ClientKey>,
-    },
+    pub tu: TuSender,
 }
 
 enum ServerMachine {
@@ -139,9 +122,11 @@ pub(crate) struct Shard {
     index: u64,
     count: u64,
     shared: Arc<Shared>,
-    tu: mpsc::Sender<TuEvent>,
     /// TU events produced while handling one input, sent after it.
     pending: Vec<TuEvent>,
+    /// The deadline the timer task sleeps until (`None`: no timer pending
+    /// when it last looked).
+    armed: Option<Instant>,
     next_server: u64,
     /// Boxed, and shrunk when mostly empty ([`shrink_idle`]): a burst
     /// leaves tens of thousands of transactions behind for 32 s (Timer
@@ -158,13 +143,13 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub fn new(index: usize, count: usize, shared: Arc<Shared>, tu: mpsc::Sender<TuEvent>) -> Self {
+    pub fn new(index: usize, count: usize, shared: Arc<Shared>) -> Self {
         Shard {
             index: index as u64,
             count: count as u64,
             shared,
-            tu,
             pending: Vec::new(),
+            armed: None,
             next_server: 0,
             server: HashMap::default(),
             server_keys: HashMap::default(),
@@ -177,90 +162,42 @@ impl Shard {
         }
     }
 
-    /// The shard's task: inputs from the transports and the TU, and its own
-    /// timers. Ends when every handle is dropped.
-    pub async fn run(
-        mut self,
-        mut net: mpsc::Receiver<Incoming>,
-        mut cmd: mpsc::UnboundedReceiver<Command>,
-    ) {
-        let sleep = tokio::time::sleep(Duration::from_secs(86_400));
-        tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
-        let (mut net_open, mut cmd_open) = (true, true);
-        while net_open || cmd_open {
-            self.fire_due(Instant::now());
-            self.flush().await;
-            let next = self.timers.next_at();
-            if next != armed {
-                if let Some(at) = next {
-                    sleep.as_mut().reset(at);
-                }
-                armed = next;
-            }
-            tokio::select! {
-                biased;
-                c = cmd.recv(), if cmd_open => match c {
-                    Some(c) => {
-                        // Timers due at this instant go first: a message
-                        // arriving as Timer M/J/... expires meets a finished
-                        // transaction, whichever task tokio woke first.
-                        self.fire_due(Instant::now());
-                        self.on_command(c)
-                    }
-                    None => cmd_open = false,
-                },
-                m = net.recv(), if net_open => match m {
-                    Some(m) => {
-                        self.fire_due(Instant::now());
-                        self.on_incoming(m)
-                    }
-                    None => net_open = false,
-                },
-                () = &mut sleep, if armed.is_some() => armed = None,
-            }
-        }
-    }
-
-    /// Sends the TU events of the last input. Awaiting here (TU slow) pushes
-    /// back on the bounded input queue, which then sheds load with 503s;
-    /// the TU never waits for a shard (commands are unbounded), so the two
-    /// cannot deadlock.
-    async fn flush(&mut self) {
-        let tu = &self.tu;
+    /// Sends the TU events of the last input, in the order they arose.
+    fn flush(&mut self) {
         for ev in self.pending.drain(..) {
-            if tu.send(ev).await.is_err() {
-                break; // TU gone: nothing to tell.
-            }
-        }
-        self.pending.clear();
-    }
-
-    fn on_command(&mut self, c: Command) {
-        match c {
-            Command::Respond {
-                tx,
-                status,
-                response,
-            } => {
-                let Some(t) = self.server.get_mut(&tx.0) else {
-                    tracing::debug!(?tx, status, "response for a finished server transaction");
-                    return;
-                };
-                let flow = t.flow;
-                let actions = t.machine.handle(ServerEvent::Respond { status, response });
-                self.apply_server(tx.0, flow, actions, None);
-            }
-            Command::Request {
-                tx,
-                request,
-                flow,
-                key,
-            } => self.start_client(tx, request, flow, *key),
+            self.shared.tu.send(ev);
         }
     }
 
-    fn on_incoming(&mut self, inc: Incoming) {
+    /// Whether a timer now falls due before the deadline the timer task
+    /// sleeps until, which must then be woken to re-arm.
+    fn deadline_moved_up(&mut self) -> bool {
+        let next = self.timers.next_at();
+        let moved_up = match (next, self.armed) {
+            (Some(n), Some(a)) => n < a,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if moved_up {
+            self.armed = next;
+        }
+        moved_up
+    }
+
+    /// The TU's response for server transaction `tx`; dropped when the
+    /// transaction has ended.
+    pub fn respond(&mut self, tx: ServerTxId, status: u16, response: Bytes) {
+        let Some(t) = self.server.get_mut(&tx.0) else {
+            tracing::debug!(?tx, status, "response for a finished server transaction");
+            return;
+        };
+        let flow = t.flow;
+        let actions = t.machine.handle(ServerEvent::Respond { status, response });
+        self.apply_server(tx.0, flow, actions, None);
+    }
+
+    /// A message from the transports.
+    pub fn on_incoming(&mut self, inc: Incoming) {
         let Incoming {
             message,
             flow,

@@ -5,7 +5,8 @@
 //! One task, not one per core: tokio wakes every task waiting on a socket
 //! when a datagram arrives, so a second task only doubled the wake-ups
 //! (measured: 626 -> 567 µs of CPU per call at 2,000 calls/s). Parsing
-//! stays on the receiving task; the transaction shards do the rest.
+//! and the transaction layer's matching stay on the receiving task, which
+//! hands the relay core only what is new.
 //!
 //! The socket's receive buffer is what absorbs a burst while the receiving
 //! task is busy: the kernel drops what does not fit (`RcvbufErrors` in
@@ -71,7 +72,7 @@ pub(super) async fn receive_loop(
             _ = &mut stop => return,
         }
         // One batch per readiness: `readable()` spends the task's
-        // cooperative budget, so a flood still lets the shards and the core
+        // cooperative budget, so a flood still lets the timers and the core
         // run. A short batch emptied the queue: answering WouldBlock makes
         // tokio clear the readiness, which it does only if no datagram was
         // signalled since (it compares ticks), and saves the empty call a

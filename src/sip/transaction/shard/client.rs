@@ -10,7 +10,7 @@ use crate::sip::transaction::{ClientTxId, TuEvent};
 use crate::sip::transport::Flow;
 
 impl Shard {
-    pub(super) fn start_client(
+    pub(crate) fn start_client(
         &mut self,
         tx: ClientTxId,
         request: Message,
