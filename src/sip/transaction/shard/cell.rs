@@ -76,7 +76,7 @@ impl ShardCell {
                 let mut shard = self.lock();
                 shard.fire_due(Instant::now());
                 shard.flush();
-                shard.armed = shard.timers.next_at();
+                shard.armed = shard.next_live_deadline();
                 shard.armed
             };
             if next != set {

@@ -69,6 +69,19 @@ impl TimerQueues {
         self.head(self.first).map(|(at, _)| at)
     }
 
+    /// The earliest entry.
+    pub(super) fn first(&self) -> Option<&Entry> {
+        self.queues.get(self.first?)?.1.front()
+    }
+
+    /// Drops the earliest entry.
+    pub(super) fn pop_first(&mut self) {
+        if let Some(i) = self.first {
+            self.queues[i].1.pop_front();
+            self.find_first();
+        }
+    }
+
     /// Takes the earliest entry if it is due at `now`.
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
         let i = self.first?;

@@ -86,11 +86,86 @@ impl Shard {
         }
     }
 
+    /// The earliest deadline of a live timer. Stale entries met on the way
+    /// are dropped: a transaction answered within its Timer A, E or G, or
+    /// ended before its B, F or H, leaves one behind, and sleeping until it
+    /// would wake the timer task for nothing (half its wake-ups at low load).
+    pub(super) fn next_live_deadline(&mut self) -> Option<Instant> {
+        loop {
+            let e = *self.timers.first()?;
+            if self.is_live(&e) {
+                return Some(e.at);
+            }
+            self.timers.pop_first();
+        }
+    }
+
     /// Drops stale entries.
     fn compact(&mut self) {
         let mut timers = std::mem::take(&mut self.timers);
         timers.retain(|e| self.is_live(e));
         self.timers = timers;
         self.compact_at = (self.timers.len() * 2).max(COMPACT_MIN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::sip::message::Message;
+    use crate::sip::transaction::key::ClientKey;
+    use crate::sip::transaction::shard::Shared;
+    use crate::sip::transaction::tu_queue::tu_queue;
+    use crate::sip::transaction::{ClientTxId, LayerConfig};
+    use crate::sip::transport::{Flow, Outbound, SendError};
+
+    struct Nowhere;
+
+    impl Outbound for Nowhere {
+        fn send(&self, _: &Flow, _: Bytes) -> Result<(), SendError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_timer_does_not_set_the_next_deadline() {
+        let (tu, _events) = tu_queue();
+        let shared = Arc::new(Shared {
+            outbound: Arc::new(Nowhere),
+            config: LayerConfig::default(),
+            live_server: AtomicUsize::new(0),
+            tu,
+        });
+        let mut shard = Shard::new(0, 1, shared);
+        let mut invite = Message::parse(
+            b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKs1\r\n\
+              From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: s1\r\n\
+              CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("parses");
+        invite.validate().expect("valid");
+        let key = ClientKey::of(&invite).expect("matchable");
+        let flow = Flow::udp(
+            "127.0.0.1:5060".parse().expect("addr"),
+            "127.0.0.1:5070".parse().expect("addr"),
+        );
+        let t0 = Instant::now();
+        shard.start_client(ClientTxId(0), invite, flow, key);
+        // Timer A (T1) and Timer B (64·T1) over UDP.
+        assert_eq!(
+            shard.next_live_deadline(),
+            Some(t0 + Duration::from_millis(500))
+        );
+        shard.stop_timer(Side::Client, 0, Timer::A);
+        assert_eq!(
+            shard.next_live_deadline(),
+            Some(t0 + Duration::from_secs(32))
+        );
+        assert_eq!(shard.timers.len(), 1, "the stale Timer A entry is gone");
     }
 }
