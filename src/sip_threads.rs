@@ -11,8 +11,9 @@
 //! little from a second worker. With one SIP worker the hand-over is a push
 //! onto that worker's own run queue: 12-14 % less CPU per call at 3,000-5,000
 //! calls/s on a 2-core machine, no change at 1,000 (bench/RESULTS.md, eighth
-//! session). More SIP threads help the receive, parse and transaction work
-//! on a machine with cores to spare; the relay core stays one task. The
+//! session). More SIP threads help TCP connections (a task each) and the
+//! shards' timer tasks on a machine with cores to spare; UDP receiving,
+//! parsing and matching is one task, and the relay core stays one task. The
 //! write-behind tasks (publishers, ledgers) and the HTTP API stay on the main
 //! runtime, so their batch work never holds up a SIP message.
 //!

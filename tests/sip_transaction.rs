@@ -496,25 +496,30 @@ async fn client_invite_2xx_retransmissions_reach_tu_until_timer_m() {
     assert_eq!(out.times(), vec![0]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn full_queue_sheds_requests_with_503() {
-    let cfg = LayerConfig {
+/// One shard, and the TU counts as behind once one event waits for it.
+fn behind_after_one_event() -> LayerConfig {
+    LayerConfig {
         shards: 1,
         tu_queue: 1,
         ..LayerConfig::default()
-    };
-    let (layer, mut rx, out) = setup(cfg, false);
-    // The shard cannot run between these calls: the second finds the
-    // queue full and is answered at once; the ACK is silently dropped.
-    layer.receive(inc(
-        request("OPTIONS", "z9hG4bKq1", "call-q1", 1, ""),
-        udp(),
-    ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tu_behind_sheds_new_requests_with_503() {
+    let (layer, mut rx, out) = setup(behind_after_one_event(), false);
+    // The TU takes nothing between these calls: with one event waiting,
+    // the second request is answered 503 at once and the ACK for a 2xx is
+    // dropped.
+    let first = request("OPTIONS", "z9hG4bKq1", "call-q1", 1, "");
+    layer.receive(inc(first.clone(), udp()));
     layer.receive(inc(
         request("OPTIONS", "z9hG4bKq2", "call-q2", 1, ""),
         udp(),
     ));
     layer.receive(inc(request("ACK", "z9hG4bKq3", "call-q3", 1, "t"), udp()));
+    // A retransmission of the live transaction is absorbed, not refused.
+    layer.receive(inc(first, udp()));
     assert_eq!(
         out.log(),
         vec![(0, "SIP/2.0 503 Service Unavailable".to_string())]
@@ -524,6 +529,38 @@ async fn full_queue_sheds_requests_with_503() {
     idle(Duration::from_millis(10)).await;
     assert_no_event(&mut rx);
     assert_eq!(layer.server_transactions(), 1);
+    // The TU has caught up: new requests pass again.
+    layer.receive(inc(
+        request("OPTIONS", "z9hG4bKq4", "call-q4", 1, ""),
+        udp(),
+    ));
+    let (_, message, _) = expect_request(&mut rx).await;
+    assert_eq!(message.call_id().unwrap(), b"call-q4");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tu_behind_still_gets_what_its_own_transactions_receive() {
+    let (layer, mut rx, out) = setup(behind_after_one_event(), false);
+    let options = request("OPTIONS", "z9hG4bKr1", "call-r1", 1, "");
+    let mine = layer.request(options.clone(), udp()).unwrap();
+    let theirs = request("INVITE", "z9hG4bKr2", "call-r2", 1, "");
+    layer.receive(inc(theirs.clone(), udp()));
+    // One event waits (the INVITE): the TU is behind. The answer to its
+    // own request still reaches it, and it can still respond.
+    let ok = parse(std::str::from_utf8(&response_to(&options, 200, "x")).unwrap());
+    layer.receive(inc(ok, udp()));
+    let (tx, _, _) = expect_request(&mut rx).await;
+    assert!(matches!(next(&mut rx).await, TuEvent::Response { tx: t, .. } if t == mine));
+    layer.respond(&tx, 486, response_to(&theirs, 486, "b"));
+    let lines: Vec<String> = out.log().into_iter().map(|(_, l)| l).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "OPTIONS sip:bob@example.com SIP/2.0",
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 486 Reason"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -549,8 +586,8 @@ async fn an_earlier_deadline_wakes_the_shards_timer() {
 #[tokio::test(start_paused = true)]
 async fn dropping_the_layer_stops_its_shards_and_closes_the_tu_queue() {
     let (layer, mut rx, _out) = setup(config(), false);
-    // A live INVITE transaction the TU never answers: only the layer's
-    // end can release it.
+    // A live INVITE transaction the TU never answers: the shard and its
+    // timer task hold the TU's queue open until the layer's end stops them.
     layer.receive(inc(request("INVITE", "z9hG4bKd1", "call-d1", 1, ""), udp()));
     let _ = expect_request(&mut rx).await;
     drop(layer);

@@ -9,11 +9,10 @@ use ahash::RandomState;
 use bytes::Bytes;
 
 use super::key::ClientKey;
-use super::messages;
 use super::shard::cell::ShardCell;
 use super::shard::{Shard, Shared};
 use super::tu_queue::{tu_queue, TuEvents};
-use super::{new_tag, ClientTxId, LayerConfig, ServerTxId};
+use super::{ClientTxId, LayerConfig, ServerTxId};
 use crate::sip::message::{Message, Method};
 use crate::sip::transport::{Flow, Incoming, Outbound, SendError};
 
@@ -48,7 +47,9 @@ impl Drop for Inner {
 }
 
 /// The transaction layer. Cheap to clone; the shards' timer tasks stop, and
-/// the TU's queue closes, when the last clone is dropped.
+/// the TU's queue closes, when the last clone is dropped. (In the server the
+/// transports and the engine hold clones of each other, so it is stopping
+/// the SIP runtime that ends them.)
 #[derive(Clone)]
 pub struct TransactionLayer {
     inner: Arc<Inner>,
@@ -57,8 +58,13 @@ pub struct TransactionLayer {
 impl TransactionLayer {
     /// Spawns the shards' timer tasks (on the current tokio runtime) and
     /// returns the handle and the TU's event stream.
-    pub fn start(outbound: Arc<dyn Outbound>, config: LayerConfig) -> (TransactionLayer, TuEvents) {
+    pub fn start(
+        outbound: Arc<dyn Outbound>,
+        mut config: LayerConfig,
+    ) -> (TransactionLayer, TuEvents) {
         let n = config.shards.max(1);
+        // 0 would shed every request for good.
+        config.tu_queue = config.tu_queue.max(1);
         let (tu, tu_events) = tu_queue();
         let shared = Arc::new(Shared {
             outbound,
@@ -87,27 +93,16 @@ impl TransactionLayer {
     }
 
     /// Every valid message from the transports (parsed and `validate()`d),
-    /// handled before this returns. Never waits: when the TU has
-    /// [`LayerConfig::tu_queue`] events still to take, a request is answered
-    /// 503 statelessly (ACKs never are) and a response is dropped (the peer
-    /// retransmits it).
+    /// handled before this returns. While the TU has
+    /// [`LayerConfig::tu_queue`] events still to take, a request that would
+    /// start a transaction is answered 503 statelessly and an ACK for a 2xx
+    /// is dropped; retransmissions, ACKs and CANCELs of live transactions
+    /// and the responses to the TU's own requests go on as usual.
     pub fn receive(&self, incoming: Incoming) {
         let Ok(call_id) = incoming.message.call_id() else {
             return;
         };
-        let shard = &self.inner.shards[self.shard_of(call_id)];
-        let shared = &self.inner.shared;
-        if shared.tu.waiting() < shared.config.tu_queue {
-            shard.with(|s| s.on_incoming(incoming));
-            return;
-        }
-        tracing::debug!(flow = %incoming.flow, "transaction user behind: shedding");
-        let m = &incoming.message;
-        if m.is_request() && m.method() != Some(Method::Ack) {
-            if let Some(b) = messages::overloaded(m, shared.config.retry_after, &new_tag()) {
-                let _ = shared.outbound.send(&incoming.flow, b);
-            }
-        }
+        self.inner.shards[self.shard_of(call_id)].with(|s| s.on_incoming(incoming));
     }
 
     /// The TU answers a server transaction with a rendered response, sent

@@ -97,9 +97,9 @@ pub struct LayerConfig {
     pub max_server_transactions: usize,
     /// Retry-After seconds in that 503 (§20.33).
     pub retry_after: u32,
-    /// [`TuEvent`]s waiting for the TU beyond which messages from the
-    /// network are shed: requests get a 503, responses are dropped (the
-    /// peer retransmits).
+    /// [`TuEvent`]s waiting for the TU beyond which new requests from the
+    /// network are shed with a stateless 503 (and ACKs for 2xx dropped);
+    /// at least 1.
     pub tu_queue: usize,
 }
 

@@ -68,7 +68,7 @@ impl ClientMachine {
 }
 
 /// Timer generations: restarting or stopping a timer bumps its generation,
-/// so heap entries of the old instance are recognised as stale when popped.
+/// so queued entries of the old instance are recognised as stale.
 type Gens = [u32; Timer::COUNT];
 
 struct ServerTx {
@@ -209,6 +209,25 @@ impl Shard {
             self.on_response(message, flow);
         }
     }
+}
+
+/// A shard of its own, sending nowhere, for unit tests.
+#[cfg(test)]
+pub(super) fn lone_shard() -> Shard {
+    struct Nowhere;
+    impl Outbound for Nowhere {
+        fn send(&self, _: &Flow, _: Bytes) -> Result<(), crate::sip::transport::SendError> {
+            Ok(())
+        }
+    }
+    let (tu, _) = super::tu_queue::tu_queue();
+    let shared = Arc::new(Shared {
+        outbound: Arc::new(Nowhere),
+        config: LayerConfig::default(),
+        live_server: AtomicUsize::new(0),
+        tu,
+    });
+    Shard::new(0, 1, shared)
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 //! Unbounded, so that a shard never waits: shards run inline in the tasks
 //! that feed them (the transport's receive loop, the TU itself, the timer
 //! task), and none of those may block on the TU. The bound is kept at the
-//! entry instead: the layer counts the events not yet taken and sheds new
-//! input from the network once [`super::LayerConfig::tu_queue`] of them
-//! wait (503 for requests, responses dropped for the peer to retransmit).
-//! What the TU itself started (its responses, its requests' timeouts) is
-//! never dropped.
+//! entry instead: the layer counts the events not yet taken and, once
+//! [`super::LayerConfig::tu_queue`] of them wait, answers requests that
+//! would start a transaction with a stateless 503 (RFC 3261 §21.5.4).
+//! What belongs to live transactions (retransmissions, ACKs, responses to
+//! the TU's own requests, timeouts) is never dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

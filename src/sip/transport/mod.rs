@@ -112,6 +112,8 @@ pub enum SendError {
 pub trait Outbound: Send + Sync + 'static {
     /// Sends `bytes` on `flow`: on TCP, over that connection when it is
     /// alive, else over any connection to `flow.remote`, else a new one.
+    /// Called under a transaction shard's lock: it must not wait, nor call
+    /// back into the transaction layer.
     fn send(&self, flow: &Flow, bytes: Bytes) -> Result<(), SendError>;
 }
 

@@ -36,14 +36,24 @@ impl Shard {
             self.apply_server(id, tx_flow, actions, Some((msg, flow)));
             return;
         }
+        let tu_behind = self.shared.tu.waiting() >= self.shared.config.tu_queue;
         if is_ack {
             // §17.2.3 / RFC 6026: an unmatched ACK is for a 2xx: the TU's.
-            self.pending.push(TuEvent::Ack { message: msg, flow });
+            // A TU that is behind loses it; its sender sends it again for
+            // each retransmission of the 2xx (§13.2.2.4).
+            if !tu_behind {
+                self.pending.push(TuEvent::Ack { message: msg, flow });
+            }
             return;
         }
         let cfg = &self.shared.config;
-        if self.shared.live_server.load(Ordering::Relaxed) >= cfg.max_server_transactions {
-            // §21.5.4: overloaded; answered statelessly, no state kept.
+        if tu_behind
+            || self.shared.live_server.load(Ordering::Relaxed) >= cfg.max_server_transactions
+        {
+            // §21.5.4: overloaded (the TU is behind, or the table is
+            // full); answered statelessly, no state kept. Only new
+            // requests get here: retransmissions and ACKs of live
+            // transactions were matched above.
             if let Some(b) = messages::overloaded(&msg, cfg.retry_after, &new_tag()) {
                 let _ = self.shared.outbound.send(&flow, b);
             }

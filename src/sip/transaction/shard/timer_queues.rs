@@ -70,7 +70,7 @@ impl TimerQueues {
     }
 
     /// The earliest entry.
-    pub(super) fn first(&self) -> Option<&Entry> {
+    pub(super) fn head_entry(&self) -> Option<&Entry> {
         self.queues.get(self.first?)?.1.front()
     }
 

@@ -5,7 +5,8 @@
 //! transaction; the old entry is discarded when it surfaces. Most
 //! transactions end long before their Timer B/F/H, so stale entries are
 //! purged whenever the queues have grown to twice their size after the last
-//! purge.
+//! purge, and the timer task drops those at the head before it sleeps
+//! ([`Shard::next_live_deadline`]).
 
 use std::time::Duration;
 
@@ -92,7 +93,7 @@ impl Shard {
     /// would wake the timer task for nothing (half its wake-ups at low load).
     pub(super) fn next_live_deadline(&mut self) -> Option<Instant> {
         loop {
-            let e = *self.timers.first()?;
+            let e = *self.timers.head_entry()?;
             if self.is_live(&e) {
                 return Some(e.at);
             }
@@ -111,37 +112,16 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
-
-    use bytes::Bytes;
-
     use super::*;
     use crate::sip::message::Message;
     use crate::sip::transaction::key::ClientKey;
-    use crate::sip::transaction::shard::Shared;
-    use crate::sip::transaction::tu_queue::tu_queue;
-    use crate::sip::transaction::{ClientTxId, LayerConfig};
-    use crate::sip::transport::{Flow, Outbound, SendError};
-
-    struct Nowhere;
-
-    impl Outbound for Nowhere {
-        fn send(&self, _: &Flow, _: Bytes) -> Result<(), SendError> {
-            Ok(())
-        }
-    }
+    use crate::sip::transaction::shard::lone_shard;
+    use crate::sip::transaction::ClientTxId;
+    use crate::sip::transport::Flow;
 
     #[tokio::test(start_paused = true)]
     async fn a_stopped_timer_does_not_set_the_next_deadline() {
-        let (tu, _events) = tu_queue();
-        let shared = Arc::new(Shared {
-            outbound: Arc::new(Nowhere),
-            config: LayerConfig::default(),
-            live_server: AtomicUsize::new(0),
-            tu,
-        });
-        let mut shard = Shard::new(0, 1, shared);
+        let mut shard = lone_shard();
         let mut invite = Message::parse(
             b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKs1\r\n\
               From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: s1\r\n\
