@@ -132,8 +132,13 @@ fn inc(message: Message, flow: Flow) -> Incoming {
     }
 }
 
+/// The next TU event; a test whose event never comes fails (on tokio's
+/// paused clock) instead of hanging. Longer than any transaction timer.
 async fn next(rx: &mut TuEvents) -> TuEvent {
-    rx.recv().await.expect("layer alive")
+    tokio::time::timeout(Duration::from_secs(120), rx.recv())
+        .await
+        .expect("a TU event within 120 s")
+        .expect("layer alive")
 }
 
 async fn expect_request(rx: &mut TuEvents) -> (ServerTxId, Message, Option<ServerTxId>) {
@@ -546,11 +551,16 @@ async fn a_tu_behind_still_gets_what_its_own_transactions_receive() {
     let theirs = request("INVITE", "z9hG4bKr2", "call-r2", 1, "");
     layer.receive(inc(theirs.clone(), udp()));
     // One event waits (the INVITE): the TU is behind. The answer to its
-    // own request still reaches it, and it can still respond.
+    // own request still reaches it, a CANCEL of the live INVITE still
+    // reaches it, and it can still respond.
     let ok = parse(std::str::from_utf8(&response_to(&options, 200, "x")).unwrap());
     layer.receive(inc(ok, udp()));
+    layer.receive(inc(request("CANCEL", "z9hG4bKr2", "call-r2", 1, ""), udp()));
     let (tx, _, _) = expect_request(&mut rx).await;
     assert!(matches!(next(&mut rx).await, TuEvent::Response { tx: t, .. } if t == mine));
+    let (_, cancel, cancels) = expect_request(&mut rx).await;
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    assert_eq!(cancels, Some(tx));
     layer.respond(&tx, 486, response_to(&theirs, 486, "b"));
     let lines: Vec<String> = out.log().into_iter().map(|(_, l)| l).collect();
     assert_eq!(

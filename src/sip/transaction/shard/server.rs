@@ -46,10 +46,21 @@ impl Shard {
             }
             return;
         }
+        let cancels = if method == Some(Method::Cancel) {
+            // §9.2: the CANCEL is its own transaction but names the INVITE.
+            self.server_keys
+                .get(&key.cancelled_invite())
+                .map(|&id| ServerTxId(id))
+        } else {
+            None
+        };
         let cfg = &self.shared.config;
-        if tu_behind
-            || self.shared.live_server.load(Ordering::Relaxed) >= cfg.max_server_transactions
-        {
+        let overloaded = tu_behind
+            || self.shared.live_server.load(Ordering::Relaxed) >= cfg.max_server_transactions;
+        // A CANCEL of a live INVITE ends work rather than adding it, and an
+        // INVITE has at most one (it carries the INVITE's branch, §9.1): it
+        // is never shed.
+        if overloaded && cancels.is_none() {
             // §21.5.4: overloaded (the TU is behind, or the table is
             // full); answered statelessly, no state kept. Only new
             // requests get here: retransmissions and ACKs of live
@@ -78,14 +89,6 @@ impl Shard {
             }
             return;
         }
-        let cancels = if method == Some(Method::Cancel) {
-            // §9.2: the CANCEL is its own transaction but names the INVITE.
-            self.server_keys
-                .get(&key.cancelled_invite())
-                .map(|&id| ServerTxId(id))
-        } else {
-            None
-        };
         let id = self.create_server(&msg, key, merge, flow, true);
         self.pending.push(TuEvent::Request {
             tx: ServerTxId(id),
