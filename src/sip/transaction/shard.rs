@@ -173,11 +173,7 @@ impl Shard {
     /// sleeps until, which must then be woken to re-arm.
     fn deadline_moved_up(&mut self) -> bool {
         let next = self.timers.next_at();
-        let moved_up = match (next, self.armed) {
-            (Some(n), Some(a)) => n < a,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
+        let moved_up = next.is_some_and(|n| self.armed.is_none_or(|a| n < a));
         if moved_up {
             self.armed = next;
         }

@@ -49,15 +49,17 @@ impl TuEvents {
     /// poll that returns it.
     pub async fn recv(&mut self) -> Option<TuEvent> {
         let event = self.rx.recv().await;
-        if event.is_some() {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-        }
-        event
+        self.taken(event)
     }
 
     /// The next event if one is queued.
     pub fn try_recv(&mut self) -> Option<TuEvent> {
         let event = self.rx.try_recv().ok();
+        self.taken(event)
+    }
+
+    /// Counts `event`, if any, as no longer waiting.
+    fn taken(&self, event: Option<TuEvent>) -> Option<TuEvent> {
         if event.is_some() {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
