@@ -4,6 +4,7 @@
 //! transaction) knows nothing of sessions or storage; `relay` (the B2BUA)
 //! and `api` (REST) use `store`; `app` wires them together.
 
+pub mod allocator;
 pub mod api;
 pub mod app;
 pub mod billing;

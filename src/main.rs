@@ -101,7 +101,7 @@ async fn shutdown_signal() {
 // less CPU per call at 1,000-3,000 calls/s; bench/RESULTS.md, sixth
 // session). SQLite keeps its own allocator calls into the C library.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switchboard::allocator::Allocator = switchboard::allocator::Allocator;
 
 /// Turns transparent huge pages off for this process. mimalloc advises
 /// huge pages on its arenas (`MADV_HUGEPAGE`, honoured where THP is in
