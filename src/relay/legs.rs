@@ -98,7 +98,7 @@ pub fn as_invite(
     let mut b = MessageBuilder::request(Method::Invite, inq.request_uri)?
         .header("Via", local.via(flow))?
         .header("Max-Forwards", itoa::Buffer::new().format(inq.max_forwards))?
-        .header("From", format!("{};tag={}", inq.from, inq.local_tag))?
+        .header("From", [inq.from, ";tag=", inq.local_tag].concat())?
         .header("To", inq.to)?
         .header("Call-ID", inq.call_id)?
         .header("CSeq", "1 INVITE")?
@@ -121,7 +121,11 @@ pub fn as_invite(
         .header("Supported", "timer")?
         .header(
             "Session-Expires",
-            format!("{};refresher=uas", inq.session_expires),
+            [
+                itoa::Buffer::new().format(inq.session_expires),
+                ";refresher=uas",
+            ]
+            .concat(),
         )?
         .header(
             "Min-SE",

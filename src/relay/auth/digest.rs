@@ -84,14 +84,18 @@ impl DigestAuth {
                     DigestAlgorithm::Md5 => "MD5",
                     DigestAlgorithm::Sha256 => "SHA-256",
                 };
-                let mut v = format!(
-                    "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={name}, qop=\"auth\"",
-                    self.realm
-                );
-                if stale {
-                    v.push_str(", stale=true");
-                }
-                v
+                let stale = if stale { ", stale=true" } else { "" };
+                [
+                    "Digest realm=\"",
+                    &self.realm,
+                    "\", nonce=\"",
+                    &nonce,
+                    "\", algorithm=",
+                    name,
+                    ", qop=\"auth\"",
+                    stale,
+                ]
+                .concat()
             })
             .collect()
     }

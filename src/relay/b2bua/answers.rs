@@ -73,7 +73,11 @@ impl Core {
             return;
         }
         let reason = self.leg_refused(tx, &id, index, msg);
-        self.event(&id, "as_rejected", Some(format!("{code} {reason}")));
+        self.event(
+            &id,
+            "as_rejected",
+            Some([itoa::Buffer::new().format(code), " ", &reason].concat()),
+        );
         self.after_leg_failure(&id, code, &reason);
     }
 
@@ -179,7 +183,11 @@ impl Core {
             self.send_2xx(id, code, bytes);
         }
         self.publish_by_id(id);
-        self.event(id, "answered", Some(format!("{code} {reason}")));
+        self.event(
+            id,
+            "answered",
+            Some([itoa::Buffer::new().format(code), " ", &reason].concat()),
+        );
         self.fanout_answered(id);
         // Forked to several contacts: the first answer wins (RFC 3261 §16.7).
         self.cancel_pending(id);

@@ -103,7 +103,7 @@ impl Core {
         session.rule_id = Some(rule.rule.id.clone());
         session.attributes = attributes;
         session.candidates = candidates;
-        let detail = format!("rule {} service {}", rule.rule.id, entry.service.id);
+        let detail = ["rule ", &rule.rule.id, " service ", &entry.service.id].concat();
         let id = self.open_session(session, detail);
         self.inquire_next(&id);
     }

@@ -79,7 +79,7 @@ impl Core {
             .saturating_sub(1);
         let inquiry = Inquiry {
             request_uri: &out.request_uri,
-            from: &format!("<{}>", out.from),
+            from: &["<", out.from.as_str(), ">"].concat(),
             to: &out.to,
             call_id: &call_id,
             local_tag: &local_tag,
@@ -204,13 +204,16 @@ pub(super) fn to_app_server(
 /// its display name quoted and escaped.
 fn asserted_identity(c: &Client) -> String {
     match &c.display_name {
-        Some(d) => format!(
-            "{} <sip:{}@{}>",
-            legs::quoted_display(d),
-            c.username,
-            c.realm
-        ),
-        None => format!("<sip:{}@{}>", c.username, c.realm),
+        Some(d) => [
+            &legs::quoted_display(d),
+            " <sip:",
+            &c.username,
+            "@",
+            &c.realm,
+            ">",
+        ]
+        .concat(),
+        None => ["<sip:", &c.username, "@", &c.realm, ">"].concat(),
     }
 }
 
@@ -230,8 +233,8 @@ pub(super) fn with_user(as_uri: &str, user: Option<String>) -> String {
     let (scheme, rest) = as_uri.split_once(':').unwrap_or(("sip", as_uri));
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     match user {
-        Some(u) => format!("{scheme}:{u}@{rest}"),
-        None => format!("{scheme}:{rest}"),
+        Some(u) => [scheme, ":", &u, "@", rest].concat(),
+        None => [scheme, ":", rest].concat(),
     }
 }
 
