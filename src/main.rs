@@ -100,6 +100,8 @@ async fn shutdown_signal() {
 // an allocation and its free (callgrind: 9 % fewer instructions per call, 3-16 %
 // less CPU per call at 1,000-3,000 calls/s; bench/RESULTS.md, sixth
 // session). SQLite keeps its own allocator calls into the C library.
+// Called through `allocator::Allocator`, which takes mimalloc's plain entry
+// points where the alignment allows (that module says why).
 #[global_allocator]
 static GLOBAL: switchboard::allocator::Allocator = switchboard::allocator::Allocator;
 
