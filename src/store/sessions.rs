@@ -158,7 +158,7 @@ struct Coalesced<'a> {
     sessions: Vec<&'a SessionRecord>,
     legs: Vec<&'a LegRecord>,
     segments: Vec<&'a SegmentRecord>,
-    events: Vec<(&'a str, Timestamp, &'a str, &'a Option<String>)>,
+    events: Vec<(&'a str, Timestamp, &'a str, Option<&'a str>)>,
 }
 
 impl<'a> Coalesced<'a> {
@@ -189,7 +189,7 @@ impl<'a> Coalesced<'a> {
                     at,
                     kind,
                     detail,
-                } => c.events.push((session_id, *at, kind, detail)),
+                } => c.events.push((session_id, *at, kind, detail.as_deref())),
             }
         }
         c
@@ -230,23 +230,23 @@ impl Store {
                 SESSION_COLUMNS,
                 SESSION_UPSERT,
                 |q, s| q
-                    .bind(&s.id)
-                    .bind(&s.request_id)
-                    .bind(&s.state)
-                    .bind(&s.client_id)
-                    .bind(&s.service_id)
-                    .bind(&s.rule_id)
-                    .bind(&s.app_server_id)
-                    .bind(&s.caller_uri)
-                    .bind(&s.callee_uri)
-                    .bind(&s.client_call_id)
-                    .bind(&s.as_call_id)
-                    .bind(&s.node)
+                    .bind(s.id.as_str())
+                    .bind(s.request_id.as_str())
+                    .bind(s.state.as_str())
+                    .bind(s.client_id.as_deref())
+                    .bind(s.service_id.as_deref())
+                    .bind(s.rule_id.as_deref())
+                    .bind(s.app_server_id.as_deref())
+                    .bind(s.caller_uri.as_str())
+                    .bind(s.callee_uri.as_str())
+                    .bind(s.client_call_id.as_str())
+                    .bind(s.as_call_id.as_deref())
+                    .bind(s.node.as_str())
                     .bind(s.created_at)
                     .bind(s.answered_at)
                     .bind(s.ended_at)
                     .bind(s.duration_ms)
-                    .bind(&s.end_reason)
+                    .bind(s.end_reason.as_deref())
                     .bind(s.final_status)
             );
             insert_rows!(
@@ -257,14 +257,14 @@ impl Store {
                 LEG_COLUMNS,
                 LEG_UPSERT,
                 |q, l| q
-                    .bind(&l.id)
-                    .bind(&l.session_id)
-                    .bind(&l.kind)
-                    .bind(&l.app_server_id)
-                    .bind(&l.call_id)
-                    .bind(&l.local_tag)
-                    .bind(&l.remote_tag)
-                    .bind(&l.remote_uri)
+                    .bind(l.id.as_str())
+                    .bind(l.session_id.as_str())
+                    .bind(l.kind.as_str())
+                    .bind(l.app_server_id.as_deref())
+                    .bind(l.call_id.as_str())
+                    .bind(l.local_tag.as_deref())
+                    .bind(l.remote_tag.as_deref())
+                    .bind(l.remote_uri.as_deref())
                     .bind(l.created_at)
                     .bind(l.ended_at)
             );
@@ -276,10 +276,10 @@ impl Store {
                 SEGMENT_COLUMNS,
                 SEGMENT_UPSERT,
                 |q, g| q
-                    .bind(&g.session_id)
+                    .bind(g.session_id.as_str())
                     .bind(g.segment)
-                    .bind(&g.service_id)
-                    .bind(&g.app_server_id)
+                    .bind(g.service_id.as_deref())
+                    .bind(g.app_server_id.as_deref())
                     .bind(g.started_at)
                     .bind(g.ended_at)
             );
