@@ -93,7 +93,13 @@ pub struct LayerConfig {
     /// Number of shards (default: the number of CPUs).
     pub shards: usize,
     /// Live server transactions beyond which new requests get a stateless
-    /// 503 (RFC 3261 §21.5.4) before any state is allocated.
+    /// 503 (RFC 3261 §21.5.4) before any state is allocated: the bound on
+    /// their memory under a flood. It counts the finished ones that still
+    /// absorb retransmissions, so it must hold what a sustained rate leaves
+    /// behind: a call keeps its first INVITE's for T4 after the ACK (Timer
+    /// I), its answered INVITE's for 64*T1 (Timer L, RFC 6026) and its
+    /// BYE's for 64*T1 (Timer J): about 69 s of server transactions per call
+    /// on UDP, so 1,000,000 holds some 14,000 calls/s.
     pub max_server_transactions: usize,
     /// Retry-After seconds in that 503 (§20.33).
     pub retry_after: u32,
@@ -108,7 +114,7 @@ impl Default for LayerConfig {
         LayerConfig {
             timers: TimerConfig::default(),
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_server_transactions: 200_000,
+            max_server_transactions: 1_000_000,
             retry_after: 5,
             tu_queue: 8192,
         }
