@@ -104,7 +104,14 @@ pub async fn run(
         )
         .context("SIP transports")?;
         let outbound: Arc<dyn Outbound> = transports.clone();
-        let (layer, tu_events) = TransactionLayer::start(outbound, LayerConfig::default());
+        let layer_config = LayerConfig {
+            // The setting is at most 100,000,000, which fits any usize of
+            // 32 bits or more; the fallback only keeps the conversion total.
+            max_server_transactions: usize::try_from(settings.max_server_transactions)
+                .unwrap_or(usize::MAX),
+            ..LayerConfig::default()
+        };
+        let (layer, tu_events) = TransactionLayer::start(outbound, layer_config);
         (transports, layer, tu_events)
     };
     let outbound: Arc<dyn Outbound> = transports.clone();

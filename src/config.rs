@@ -96,6 +96,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Worker threads of the SIP engine's own runtime (see `sip_threads`).
     pub sip_threads: u64,
+    /// Server transactions held at once, finished ones included, beyond
+    /// which new requests get a stateless 503 (see
+    /// `LayerConfig::max_server_transactions`).
+    pub max_server_transactions: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -145,6 +149,7 @@ impl Default for Settings {
             spool_dir: PathBuf::from("switchboard-spool"),
             log_format: LogFormat::Text,
             sip_threads: 1,
+            max_server_transactions: 1_000_000,
         }
     }
 }
@@ -276,6 +281,10 @@ pub struct Overrides {
     /// threads of their own).
     #[arg(long, global = true, env = "SWITCHBOARD_SIP_THREADS")]
     pub sip_threads: Option<String>,
+    /// Server transactions held at once (finished ones absorb
+    /// retransmissions for up to 64*T1, 32 s) before new requests get 503.
+    #[arg(long, global = true, env = "SWITCHBOARD_MAX_SERVER_TRANSACTIONS")]
+    pub max_server_transactions: Option<String>,
 }
 
 /// The TOML file: same names as the flags, in snake_case.
@@ -301,6 +310,7 @@ struct FileSettings {
     spool_dir: Option<String>,
     log_format: Option<String>,
     sip_threads: Option<u64>,
+    max_server_transactions: Option<u64>,
 }
 
 /// In TOML the algorithm list may be an array or a comma separated string.
@@ -448,7 +458,7 @@ impl Settings {
                 .parse()
                 .map_err(|e| invalid("digest_challenges", raw.source_name, e))?;
         }
-        let numbers: [WholeNumber<'_>; 7] = [
+        let numbers: [WholeNumber<'_>; 8] = [
             (
                 "session_min_se_seconds",
                 "SWITCHBOARD_SESSION_MIN_SE_SECONDS",
@@ -504,6 +514,14 @@ impl Settings {
                 file.sip_threads,
                 1..=256,
                 &mut s.sip_threads,
+            ),
+            (
+                "max_server_transactions",
+                "SWITCHBOARD_MAX_SERVER_TRANSACTIONS",
+                &o.max_server_transactions,
+                file.max_server_transactions,
+                1..=100_000_000,
+                &mut s.max_server_transactions,
             ),
         ];
         for (setting, env, cli_value, file_value, range, target) in numbers {

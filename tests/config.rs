@@ -43,6 +43,30 @@ fn defaults_run_without_setup() {
     assert_eq!(value_of(&c, "digest_algorithms"), "[\"MD5\",\"SHA-256\"]");
     assert_eq!(value_of(&c, "digest_challenges"), "\"first\"");
     assert_eq!(value_of(&c, "sip_threads"), "1");
+    assert_eq!(value_of(&c, "max_server_transactions"), "1000000");
+}
+
+#[test]
+fn max_server_transactions_by_environment_and_its_bounds() {
+    let c = effective(
+        &["config"],
+        &[("SWITCHBOARD_MAX_SERVER_TRANSACTIONS", "250000")],
+    );
+    assert_eq!(value_of(&c, "max_server_transactions"), "250000");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchboard.toml");
+    std::fs::write(&file, "max_server_transactions = 5000\n").unwrap();
+    let c = effective(&["config", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(value_of(&c, "max_server_transactions"), "5000");
+    for bad in ["0", "100000001", "many"] {
+        let out = switchboard(&["config", "--max-server-transactions", bad], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("max_server_transactions") && err.contains("from 1 to 100000000"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -96,9 +96,10 @@ pub struct LayerConfig {
     /// 503 (RFC 3261 §21.5.4) before any state is allocated: the bound on
     /// their memory under a flood. It counts the finished ones that still
     /// absorb retransmissions, so it must hold what a sustained rate leaves
-    /// behind: a call keeps its first INVITE's for T4 after the ACK (Timer
-    /// I), its answered INVITE's for 64*T1 (Timer L, RFC 6026) and its
-    /// BYE's for 64*T1 (Timer J): about 69 s of server transactions per call
+    /// behind: a call keeps its challenged INVITE's for T4 after the ACK
+    /// (Timer I, RFC 3261 §17.2.1), its answered INVITE's for 64*T1 after
+    /// the 2xx (Timer L, RFC 6026 §8.7) and its BYE's for 64*T1 (Timer J,
+    /// RFC 3261 §17.2.2): some 69 s of server-transaction lifetime per call
     /// on UDP, so 1,000,000 holds some 14,000 calls/s.
     pub max_server_transactions: usize,
     /// Retry-After seconds in that 503 (§20.33).
@@ -182,8 +183,9 @@ mod tests {
     /// The finished server transactions a steady rate leaves behind must
     /// fit under the overload cap, or the layer sheds a load it can carry:
     /// at 200,000 it answered every request with 503 after 23 s of 4,000
-    /// calls/s. Per call on UDP: the challenged INVITE's Timer I, the
-    /// answered INVITE's Timer L and the BYE's Timer J.
+    /// calls/s. Per call on UDP: the challenged INVITE's Timer I (RFC 3261
+    /// §17.2.1), the answered INVITE's Timer L (64*T1, RFC 6026 §8.7: no
+    /// helper of its own, hence `t1x64`) and the BYE's Timer J (§17.2.2).
     #[test]
     fn the_default_cap_holds_what_ten_thousand_calls_a_second_leave_behind() {
         let config = LayerConfig::default();

@@ -1,5 +1,5 @@
-//! Transaction timers (RFC 3261 §17 and Table 4 of Appendix A; RFC 6026 §8.3
-//! and §8.4 for Timers L and M).
+//! Transaction timers (RFC 3261 §17 and Table 4 of Appendix A; RFC 6026 §8.7
+//! for Timer L and §8.4 for Timer M).
 //!
 //! Every value derives from T1 (RTT estimate), T2 (longest retransmit
 //! interval for non-INVITE requests and INVITE responses) and T4 (longest
