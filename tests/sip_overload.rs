@@ -5,41 +5,18 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
+use common::sip_ua::{Request, SipUa};
 use common::{Engine, TestApp, TestDb};
-use switchboard::sip::message::{parse_datagram, HeaderName, Limits, Message};
-use tokio::net::UdpSocket;
+use switchboard::sip::message::HeaderName;
 
 /// A BYE for a dialog that does not exist: the relay answers it 481 in a
 /// server transaction (OPTIONS would not do: the engine answers those
 /// statelessly).
-fn stray_bye(server: SocketAddr, via: SocketAddr, n: u32) -> String {
-    format!(
-        "BYE sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {via};rport;branch=z9hG4bK-cap-{n}\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:probe@example.com>;tag=cap{n}\r\n\
-         To: <sip:{server}>;tag=none{n}\r\nCall-ID: cap-{n}\r\nCSeq: 2 BYE\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
-
-async fn answer(socket: &UdpSocket, server: SocketAddr, n: u32) -> Message {
-    let via = socket.local_addr().expect("bound");
-    socket
-        .send_to(stray_bye(server, via, n).as_bytes(), server)
-        .await
-        .expect("sent");
-    let mut buf = vec![0u8; 65535];
-    let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
-        .await
-        .expect("an answer within 5 s")
-        .expect("received");
-    parse_datagram(
-        bytes::Bytes::copy_from_slice(&buf[..len]),
-        &Limits::default(),
-    )
-    .expect("a SIP response")
+fn stray_bye(ua: &mut SipUa) -> Request {
+    let uri = format!("sip:{}", ua.server_addr());
+    let mut bye = ua.request("BYE", &uri);
+    bye.to_tag = Some("none".into());
+    bye
 }
 
 #[tokio::test]
@@ -48,21 +25,24 @@ async fn requests_past_the_configured_cap_get_503() {
     let mut settings = common::test_settings(&db.url);
     settings.max_server_transactions = 2;
     let app = TestApp::spawn_with(db, settings).await;
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut ua = SipUa::udp(app.sip).await;
 
     // Two requests fill the table: each is answered, then its transaction
     // lingers 32 s to absorb retransmissions.
-    let first = answer(&socket, app.sip, 1).await;
+    let held = stray_bye(&mut ua);
+    let first = ua.transact(&held).await;
     assert_eq!(first.status(), Some(481));
-    assert_eq!(answer(&socket, app.sip, 2).await.status(), Some(481));
-    let shed = answer(&socket, app.sip, 3).await;
+    let second = stray_bye(&mut ua);
+    assert_eq!(ua.transact(&second).await.status(), Some(481));
+    let third = stray_bye(&mut ua);
+    let shed = ua.transact(&third).await;
     assert_eq!(shed.status(), Some(503), "{shed:?}");
     let retry_after = shed.get(HeaderName::RetryAfter).map(|h| h.value.to_vec());
     assert_eq!(retry_after.as_deref(), Some(&b"5"[..]));
     // Nothing was kept for the shed request: sent again, it is shed again.
-    assert_eq!(answer(&socket, app.sip, 3).await.status(), Some(503));
+    assert_eq!(ua.transact(&third).await.status(), Some(503));
     // A retransmission of a held request is matched, not shed: its
     // transaction re-sends the very response it sent (RFC 3261 §17.2.2).
-    let again = answer(&socket, app.sip, 1).await;
+    let again = ua.transact(&held).await;
     assert_eq!(again.bytes(), first.bytes());
 }

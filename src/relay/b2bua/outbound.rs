@@ -221,19 +221,20 @@ fn asserted_identity(c: &Client) -> String {
 /// the client asked for (the service it named), e.g.
 /// `sip:voicemail@127.0.0.1:5080;transport=udp`.
 fn as_request_uri(as_uri: &str, client_invite: &Message) -> String {
-    let user = client_invite
-        .request_uri()
-        .ok()
-        .and_then(|u| u.user().map(text));
-    with_user(as_uri, user)
+    let uri = client_invite.request_uri().ok();
+    let user = uri
+        .as_ref()
+        .and_then(|u| u.user())
+        .map(String::from_utf8_lossy);
+    with_user(as_uri, user.as_deref())
 }
 
 /// The app server's URI with the user part `user` (the service named).
-pub(super) fn with_user(as_uri: &str, user: Option<String>) -> String {
+pub(super) fn with_user(as_uri: &str, user: Option<&str>) -> String {
     let (scheme, rest) = as_uri.split_once(':').unwrap_or(("sip", as_uri));
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     match user {
-        Some(u) => [scheme, ":", &u, "@", rest].concat(),
+        Some(u) => [scheme, ":", u, "@", rest].concat(),
         None => [scheme, ":", rest].concat(),
     }
 }

@@ -148,7 +148,7 @@ impl Core {
                 continue;
             };
             if let Some(app_server) = catalog.app_servers.get(&as_id) {
-                out.request_uri = with_user(&app_server.uri, user);
+                out.request_uri = with_user(&app_server.uri, user.as_deref());
             }
             out.to = to;
             out.attributes = Some(attributes);
