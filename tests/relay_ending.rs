@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::relay::{app_server, establish, method_of, next_request, session_in, world, PASSWORD};
+use common::relay::{
+    answer_200, app_server, establish, method_of, next_request, session_in, world, PASSWORD,
+};
 use common::sip_ua::{sdp_offer, SipUa};
 use common::{Engine, DOMAIN};
 use reqwest::{Method, StatusCode};
@@ -15,6 +17,7 @@ both_engines!(
     no_cancel_before_a_provisional_response,
     an_answered_leg_is_acked_before_its_bye,
     a_retransmitted_2xx_is_answered_after_the_end,
+    a_2xx_crossing_the_cancel_is_acked_and_ended_after_the_end,
     a_bye_on_a_leg_that_lost_leaves_the_session,
     pending_requests_end_with_the_session,
     a_dialog_reused_by_a_new_session_survives_the_old_one,
@@ -74,16 +77,7 @@ async fn an_answered_leg_is_acked_before_its_bye(engine: Engine) {
     };
     let (mut client, invite) = invite_voicemail(&w).await;
     let at_as = next_request(&mut as_ua, "INVITE").await;
-    let answer = sdp_offer(as_ua.local_addr(), 7000);
-    as_ua
-        .respond(
-            &at_as,
-            200,
-            "OK",
-            &[],
-            Some(("application/sdp", answer.as_bytes())),
-        )
-        .await;
+    answer_200(&mut as_ua, &at_as).await;
     assert_eq!(client.recv_final(&invite).await.status(), Some(200));
     // The client does not ACK; the operator ends the session meanwhile.
     let detail = session_in(&w.app, &w.client_id, "answered").await;
@@ -122,18 +116,43 @@ async fn a_retransmitted_2xx_is_answered_after_the_end(engine: Engine) {
     assert_eq!(call.client.recv_final(&bye).await.status(), Some(200));
     session_in(&w.app, &w.client_id, "ended").await;
     // The AS never saw our ACK and retransmits its 2xx: it is ACKed again.
-    let answer = sdp_offer(as_ua.local_addr(), 7000);
+    answer_200(&mut as_ua, &call.at_as).await;
+    let ack = next_request(&mut as_ua, "ACK").await;
+    assert_eq!(ack.call_id().unwrap(), call.at_as.call_id().unwrap());
+}
+
+async fn a_2xx_crossing_the_cancel_is_acked_and_ended_after_the_end(engine: Engine) {
+    let mut as_ua = app_server().await;
+    let Some(w) = world(engine, &[&as_ua]).await else {
+        return;
+    };
+    let (mut client, invite) = invite_voicemail(&w).await;
+    let at_as = next_request(&mut as_ua, "INVITE").await;
+    as_ua.respond(&at_as, 180, "Ringing", &[], None).await;
+    let cancel = client.cancel(&invite);
+    assert_eq!(client.transact(&cancel).await.status(), Some(200));
+    assert_eq!(client.recv_final(&invite).await.status(), Some(487));
+    let as_cancel = next_request(&mut as_ua, "CANCEL").await;
+    session_in(&w.app, &w.client_id, "ended").await;
+    // The AS answered before the CANCEL reached it, and does not answer
+    // the CANCEL: its 2xx comes to a session that has ended and lets its
+    // INVITE go. The leg never had an ACK, so it kept its INVITE, and the
+    // dialog the 2xx made is confirmed and ended (RFC 3261 §9.1, §15).
+    answer_200(&mut as_ua, &at_as).await;
     as_ua
         .respond(
-            &call.at_as,
-            200,
-            "OK",
+            &as_cancel,
+            481,
+            "Call/Transaction Does Not Exist",
             &[],
-            Some(("application/sdp", answer.as_bytes())),
+            None,
         )
         .await;
     let ack = next_request(&mut as_ua, "ACK").await;
-    assert_eq!(ack.call_id().unwrap(), call.at_as.call_id().unwrap());
+    assert_eq!(ack.call_id().unwrap(), at_as.call_id().unwrap());
+    let bye = next_request(&mut as_ua, "BYE").await;
+    assert_eq!(bye.call_id().unwrap(), at_as.call_id().unwrap());
+    as_ua.respond(&bye, 200, "OK", &[], None).await;
 }
 
 async fn a_bye_on_a_leg_that_lost_leaves_the_session(engine: Engine) {
@@ -220,16 +239,7 @@ async fn a_dialog_reused_by_a_new_session_survives_the_old_one(engine: Engine) {
     assert_eq!(retry.call_id, invite.call_id);
     client.send(&retry).await;
     let at_as = next_request(&mut as_ua, "INVITE").await;
-    let answer = sdp_offer(as_ua.local_addr(), 7000);
-    as_ua
-        .respond(
-            &at_as,
-            200,
-            "OK",
-            &[],
-            Some(("application/sdp", answer.as_bytes())),
-        )
-        .await;
+    answer_200(&mut as_ua, &at_as).await;
     let ok = client.recv_final(&retry).await;
     assert_eq!(ok.status(), Some(200));
     let ack = client.ack(&retry, &ok);

@@ -147,9 +147,10 @@ struct AsDialog<'a> {
 }
 
 fn as_dialog(leg: &AsLeg) -> Option<AsDialog<'_>> {
+    let invite = leg.invite.as_ref()?;
     Some(AsDialog {
-        from: leg.invite.get(HeaderName::From)?.value,
-        to: leg.invite.get(HeaderName::To)?.value,
+        from: invite.get(HeaderName::From)?.value,
+        to: invite.get(HeaderName::To)?.value,
     })
 }
 
@@ -159,6 +160,8 @@ pub fn as_cancel(leg: &AsLeg) -> Result<Message, BuildError> {
     let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
     let via = leg
         .invite
+        .as_ref()
+        .ok_or(BuildError::NoRequest)?
         .get(HeaderName::Via)
         .ok_or(BuildError::InvalidHeaderValue)?;
     let b = MessageBuilder::request(Method::Cancel, &leg.request_uri)?
@@ -260,7 +263,7 @@ pub fn client_request(
     leg: &ClientLeg,
     r: &InDialog<'_>,
 ) -> Result<Message, BuildError> {
-    let inv = &leg.invite;
+    let inv = leg.invite.as_ref().ok_or(BuildError::NoRequest)?;
     let view = DialogView {
         target: &leg.remote_target,
         routes: &leg.route_set,
@@ -310,6 +313,8 @@ pub fn client_response(
     // Record-Route, so the client's proxies stay on the path.
     let mut b = leg
         .invite
+        .as_ref()
+        .ok_or(BuildError::NoRequest)?
         .reply(code, reason)?
         .to_tag(&leg.local_tag)
         .copy_record_route((101..300).contains(&code));

@@ -51,8 +51,9 @@ pub enum Direction {
 #[derive(Debug)]
 pub struct ClientLeg {
     pub leg_id: String,
-    /// The client's INVITE (responses are built from it).
-    pub invite: Message,
+    /// The client's INVITE (responses and our requests to the client are
+    /// built from it); let go when the session ends ([`Session::linger`]).
+    pub invite: Option<Message>,
     pub invite_tx: ServerTxId,
     pub flow: Flow,
     pub call_id: String,
@@ -96,8 +97,9 @@ pub struct AsLeg {
     /// The app server called (none when the leg goes to a client).
     pub app_server_id: Option<String>,
     pub flow: Flow,
-    /// Our INVITE to the AS (kept for CANCEL and ACK).
-    pub invite: Message,
+    /// Our INVITE to the AS (kept for CANCEL and ACK); let go when the
+    /// session ends if the leg's ACK is kept ([`Session::linger`]).
+    pub invite: Option<Message>,
     pub invite_tx: ClientTxId,
     pub request_uri: String,
     pub call_id: String,
@@ -329,6 +331,34 @@ impl Session {
         self.reinvite.as_ref().is_some_and(|r| r.pending())
             || self.change.is_some()
             || self.transfer.as_ref().is_some_and(|t| t.pending())
+    }
+
+    /// Lets go of what an ended session no longer needs while it lingers
+    /// (see `Core::end`). What stays finds its dialogs (the indexes' ids,
+    /// tags and Call-IDs), so late requests get 481 and late 2xx their
+    /// ACK again (RFC 3261 §13.2.2.4): some 32 s at thousands of calls a
+    /// second, where each kilobyte kept is hundreds of megabytes.
+    pub fn linger(&mut self) {
+        // A fan-out's final response may yet go out through any of its
+        // sessions, ended ones included (RFC 3261 §16.7): they keep the
+        // INVITE it is built from.
+        if !self.fanout {
+            self.client_leg.invite = None;
+        }
+        self.client_leg.final_response = None;
+        self.client_leg.route_set = Vec::new();
+        for leg in &mut self.as_legs {
+            // A leg given up before its 2xx may still be answered: the ACK
+            // and BYE for that answer are built from its INVITE (§15).
+            if leg.ack.is_some() {
+                leg.invite = None;
+                leg.route_set = Vec::new();
+            }
+        }
+        self.attributes = Vec::new();
+        self.charge_keys = HashMap::default();
+        self.candidates = Vec::new();
+        self.segments = Vec::new();
     }
 
     /// The takeover leg of the pending change or transfer.

@@ -118,6 +118,13 @@ pub async fn next_request(ua: &mut SipUa, method: &str) -> Incoming {
     }
 }
 
+/// The app server `as_ua` answers `invite` with 200 and an SDP answer.
+pub async fn answer_200(as_ua: &mut SipUa, invite: &Incoming) {
+    let answer = sdp_offer(as_ua.local_addr(), 7000);
+    let body = Some(("application/sdp", answer.as_bytes()));
+    as_ua.respond(invite, 200, "OK", &[], body).await;
+}
+
 /// The client of `call` sends `method` in its dialog with `offer` as SDP
 /// body; the request sent.
 pub async fn send_offer(call: &mut Call, method: &str, offer: &str) -> Request {

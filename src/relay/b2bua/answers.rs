@@ -147,7 +147,8 @@ impl Core {
         let (inbound_timer, outbound_timer) = match self.sessions.get_mut(id) {
             Some(s) => {
                 let invite = s.client_leg.invite.clone();
-                (self.inbound_timer(&invite), self.outbound_timer(msg))
+                let inbound = invite.and_then(|i| self.inbound_timer(&i));
+                (inbound, self.outbound_timer(msg))
             }
             None => return,
         };

@@ -70,8 +70,11 @@ impl Core {
         if session.direction != Direction::FromClient || msg.body().is_empty() {
             return false;
         }
+        let Some(original) = &session.client_leg.invite else {
+            return false;
+        };
         let view = ChangedRequest {
-            original: &session.client_leg.invite,
+            original,
             change: msg,
         };
         let ctx = RequestContext {

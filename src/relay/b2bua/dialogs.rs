@@ -36,7 +36,9 @@ impl Core {
         // Its INVITE is held for the session's life and read again only by
         // mid-call requests: the views validate kept (about 700 bytes a
         // session) go once the transaction's copy expires too.
-        session.client_leg.invite.forget_views();
+        if let Some(invite) = &mut session.client_leg.invite {
+            invite.forget_views();
+        }
         let Some(index) = session
             .as_legs
             .iter()

@@ -88,6 +88,9 @@ impl Core {
             self.publish(SessionChange::Leg(Box::new(leg)));
         }
         self.event(id, "ended", Some(why.to_string()));
+        if let Some(session) = self.sessions.get_mut(id) {
+            session.linger();
+        }
         self.schedule(
             self.d.config.linger,
             CoreTimer::Reap {

@@ -251,6 +251,6 @@ pub(super) fn client_leg(tx: ServerTxId, msg: &Message, flow: Flow) -> Option<Cl
         route_set: legs::record_routes(msg),
         local_cseq: 0,
         final_response: None,
-        invite: msg.clone(),
+        invite: Some(msg.clone()),
     })
 }

@@ -70,7 +70,9 @@ impl Core {
         };
         let call_id = legs::new_call_id(&local);
         let local_tag = crate::sip::transaction::new_tag();
-        let inv = &session.client_leg.invite;
+        let Some(inv) = &session.client_leg.invite else {
+            return false;
+        };
         let max_forwards = inv
             .max_forwards()
             .ok()
@@ -111,7 +113,7 @@ impl Core {
             leg_id: new_id(),
             app_server_id: out.app_server_id,
             flow: out.flow,
-            invite,
+            invite: Some(invite),
             invite_tx: tx,
             request_uri: out.request_uri,
             call_id: call_id.clone(),
@@ -181,7 +183,7 @@ pub(super) fn to_app_server(
     offer: Offer,
 ) -> Option<Outbound> {
     let (app_server, target) = (catalog.app_servers.get(as_id)?, catalog.targets.get(as_id)?);
-    let inv = &session.client_leg.invite;
+    let inv = session.client_leg.invite.as_ref()?;
     Some(Outbound {
         request_uri: as_request_uri(&app_server.uri, inv),
         flow: Flow {

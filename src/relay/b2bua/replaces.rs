@@ -209,7 +209,7 @@ impl Core {
             return;
         };
         let local = self.local_for(&leg.flow);
-        let inbound_timer = self.inbound_timer(&leg.invite);
+        let inbound_timer = leg.invite.as_ref().and_then(|i| self.inbound_timer(i));
         let headers = inbound_timer
             .map(|t| super::session_timer::timer_headers_for(&t, false))
             .unwrap_or_default();
@@ -226,7 +226,13 @@ impl Core {
             return;
         };
         self.d.layer.respond(&leg.invite_tx, code, ok.clone());
-        let (server_tx, cseq) = (leg.invite_tx, leg.invite.cseq().map(|c| c.seq));
+        let (server_tx, cseq) = (
+            leg.invite_tx,
+            leg.invite
+                .as_ref()
+                .and_then(|i| i.cseq().ok())
+                .map(|c| c.seq),
+        );
         // RFC 3891 §3: the replaced dialog ends with BYE.
         self.hang_up_client(id);
         let now = Timestamp::now();

@@ -68,8 +68,11 @@ impl Core {
         let Ok(uri) = Uri::parse(target.as_bytes()) else {
             return;
         };
+        let Some(original) = &session.client_leg.invite else {
+            return;
+        };
         let view = ReferredRequest {
-            original: &session.client_leg.invite,
+            original,
             target: uri,
         };
         let ctx = RequestContext {
@@ -141,7 +144,10 @@ impl Core {
             let to = format!("<{}>", t.target);
             let offer = match &t.how {
                 TransferBy::Refer { .. } => Offer::Offerless,
-                TransferBy::Replaces { leg } => Offer::Of(leg.invite.clone()),
+                TransferBy::Replaces { leg } => match &leg.invite {
+                    Some(invite) => Offer::Of(invite.clone()),
+                    None => Offer::Offerless,
+                },
             };
             let Some(mut out) = to_app_server(&catalog, session, &as_id, self.d.listen, offer)
             else {

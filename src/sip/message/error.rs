@@ -108,4 +108,8 @@ pub enum BuildError {
     InvalidStatus,
     #[error("message is not a request")]
     NotARequest,
+    /// What the message is built from is no longer held (a dialog's
+    /// INVITE, let go when its session ended).
+    #[error("no request to build from")]
+    NoRequest,
 }

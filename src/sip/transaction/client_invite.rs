@@ -29,8 +29,11 @@ pub enum State {
 #[derive(Debug)]
 pub struct ClientInvite {
     state: State,
-    /// The INVITE (kept parsed: the ACK for a non-2xx is built from it).
-    request: Message,
+    /// The INVITE while Timer A may re-send it and a non-2xx final may
+    /// need an ACK built from it (kept parsed); let go on the final
+    /// response, since the Accepted state lingers 64*T1 (RFC 6026 §8.4)
+    /// and needs neither.
+    request: Option<Message>,
     /// The ACK sent for the non-2xx final, re-sent on its retransmissions.
     ack: Option<Bytes>,
     /// Current Timer A interval.
@@ -50,7 +53,7 @@ impl ClientInvite {
         out.push(Action::Start(Timer::B, timers.t1x64()));
         let m = ClientInvite {
             state: State::Calling,
-            request,
+            request: Some(request),
             ack: None,
             a: timers.t1,
             timers,
@@ -83,10 +86,12 @@ impl ClientInvite {
             // B ends the schedule).
             ClientEvent::Timer(Timer::A) => {
                 self.a *= 2;
-                smallvec![
-                    Action::Send(self.request.bytes().clone()),
-                    Action::Start(Timer::A, self.a)
-                ]
+                let mut out = none();
+                if let Some(r) = &self.request {
+                    out.push(Action::Send(r.bytes().clone()));
+                }
+                out.push(Action::Start(Timer::A, self.a));
+                out
             }
             // §17.1.1.2: Timer B fires in Calling -> Terminated, TU told.
             ClientEvent::Timer(Timer::B) => smallvec![Action::Timeout, Action::Terminate],
@@ -127,6 +132,7 @@ impl ClientInvite {
             // RFC 6026 §8.4: 2xx -> Accepted, Timer M, to the TU (which
             // sends the ACK itself, §13.2.2.4).
             self.state = State::Accepted;
+            self.request = None;
             let mut out: Actions = stop.into_iter().collect();
             out.push(Action::PassToTu);
             out.push(Action::Start(Timer::M, self.timers.t1x64()));
@@ -135,7 +141,7 @@ impl ClientInvite {
             // §17.1.1.2: 300-699 -> ACK (§17.1.1.3), to the TU, Completed,
             // Timer D (>= 32 s on UDP, 0 on reliable transports).
             self.state = State::Completed;
-            self.ack = ack_for(&self.request, r);
+            self.ack = self.request.take().and_then(|req| ack_for(&req, r));
             let mut out: Actions = stop.into_iter().collect();
             if let Some(ack) = &self.ack {
                 out.push(Action::Send(ack.clone()));
@@ -235,6 +241,7 @@ To: <sip:bob@b>;tag=2\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n"
         sim.now = Duration::from_secs(1);
         sim.apply(m.handle(ClientEvent::Response(&r)));
         assert_eq!(m.state(), State::Completed);
+        assert!(m.request.is_none(), "the ACK is built: the INVITE goes");
         assert_eq!(sim.to_tu, 1);
         assert_eq!(sim.sent.len(), 2);
         let ack = Message::parse(&sim.sent[1].1).unwrap();
@@ -256,6 +263,7 @@ To: <sip:bob@b>;tag=2\nCall-ID: c\nCSeq: 1 INVITE\nContent-Length: 0\n\n"
         let ok = response(200);
         sim.apply(m.handle(ClientEvent::Response(&ok)));
         assert_eq!(m.state(), State::Accepted);
+        assert!(m.request.is_none(), "nothing in Accepted needs the INVITE");
         sim.apply(m.handle(ClientEvent::Response(&ok)));
         assert_eq!(sim.to_tu, 2);
         let late = response(500);
