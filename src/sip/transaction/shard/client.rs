@@ -47,7 +47,7 @@ impl Shard {
 
     /// §17.1.3: a response matches by top Via branch and CSeq method.
     pub(super) fn on_response(&mut self, msg: Message, flow: Flow) {
-        let Some(&id) = ClientKey::of(&msg).and_then(|k| self.client_keys.get(&k)) else {
+        let Some(&id) = ClientKey::encode(&msg).and_then(|k| self.client_keys.get(&*k)) else {
             // §17.1.3 would pass it to the core; a UA core has no use for
             // a response without a transaction (2xx retransmissions are
             // covered by the Accepted state, RFC 6026), so it is dropped.

@@ -15,13 +15,13 @@ use crate::sip::transport::Flow;
 
 impl Shard {
     pub(super) fn on_request(&mut self, msg: Message, flow: Flow, source: SocketAddr) {
-        let Some(key) = ServerKey::of(&msg) else {
+        let Some(key) = ServerKey::encode(&msg) else {
             tracing::debug!(%flow, "request without matching headers dropped");
             return;
         };
         let method = msg.method();
         let is_ack = method == Some(Method::Ack);
-        if let Some(&id) = self.server_keys.get(&key) {
+        if let Some(&id) = self.server_keys.get(&*key) {
             // §17.2.3 match: a retransmission, or the ACK of our INVITE.
             let Some(t) = self.server.get_mut(&id) else {
                 return;
@@ -48,8 +48,8 @@ impl Shard {
         }
         let cancels = if method == Some(Method::Cancel) {
             // §9.2: the CANCEL is its own transaction but names the INVITE.
-            self.server_keys
-                .get(&key.cancelled_invite())
+            ServerKey::encode_cancelled_invite(&msg)
+                .and_then(|invite| self.server_keys.get(&*invite))
                 .map(|&id| ServerTxId(id))
         } else {
             None
@@ -70,13 +70,16 @@ impl Shard {
             }
             return;
         }
-        let merge = MergeKey::of(&msg);
-        if merge.as_ref().is_some_and(|m| self.merges.contains_key(m)) {
+        let merge = MergeKey::encode(&msg);
+        if merge
+            .as_ref()
+            .is_some_and(|m| self.merges.contains_key(&**m))
+        {
             // §8.2.2.2: same From tag, Call-ID and CSeq as a live
             // transaction, another branch: a merged request. Answered 482
             // inside its own transaction (retransmissions re-get the 482,
             // the ACK is absorbed); the TU never sees it.
-            let id = self.create_server(&msg, key, None, flow, false);
+            let id = self.create_server(&msg, ServerKey::from(&key), None, flow, false);
             if let (Some(t), Some(b)) = (
                 self.server.get_mut(&id),
                 messages::loop_detected(&msg, &new_tag()),
@@ -89,7 +92,8 @@ impl Shard {
             }
             return;
         }
-        let id = self.create_server(&msg, key, merge, flow, true);
+        let merge = merge.as_ref().map(MergeKey::from);
+        let id = self.create_server(&msg, ServerKey::from(&key), merge, flow, true);
         self.pending.push(TuEvent::Request {
             tx: ServerTxId(id),
             message: msg,
