@@ -16,6 +16,7 @@ use common::{Engine, DOMAIN};
 both_engines!(
     a_delayed_offer_gets_its_answer_from_the_ack,
     an_offerless_reinvite_gets_its_answer_from_the_ack,
+    the_ack_of_a_reinvite_is_relayed_after_the_session_ended,
     one_reinvite_at_a_time,
 );
 
@@ -126,6 +127,39 @@ async fn an_offerless_reinvite_gets_its_answer_from_the_ack(engine: Engine) {
             .is_err(),
         "the client, who ACKed, is not bothered"
     );
+}
+
+async fn the_ack_of_a_reinvite_is_relayed_after_the_session_ended(engine: Engine) {
+    let mut as_ua = app_server().await;
+    let Some(w) = world(engine, &[&as_ua]).await else {
+        return;
+    };
+    let mut call = establish(&w, &mut as_ua, |r| r, &[]).await;
+    let reinvite = call.client.in_dialog(&call.client_dialog, "INVITE");
+    call.client.send(&reinvite).await;
+    let at_as = next_request(&mut as_ua, "INVITE").await;
+    let offer = sdp_offer(as_ua.local_addr(), 7200);
+    ok_with(&mut as_ua, &at_as, &offer).await;
+    let ok = call.client.recv_final(&reinvite).await;
+    assert_eq!(ok.status(), Some(200));
+    // The session ends before the client's ACK (with the answer) comes:
+    // the AS hangs up meanwhile.
+    let bye = as_ua.in_dialog(&call.as_dialog, "BYE");
+    assert_eq!(as_ua.transact(&bye).await.status(), Some(200));
+    let client_bye = next_request(&mut call.client, "BYE").await;
+    call.client.respond(&client_bye, 200, "OK", &[], None).await;
+    session_in(&w.app, &w.client_id, "ended").await;
+    // The ended session still relays that ACK (RFC 3261 §13.2.2.4): the
+    // AS's 2xx would otherwise go unacknowledged.
+    let answer = sdp_offer(call.client.local_addr(), 4200);
+    let ack = call
+        .client
+        .ack(&reinvite, &ok)
+        .with_body("application/sdp", answer.as_bytes());
+    call.client.send(&ack).await;
+    let at_as_ack = next_request(&mut as_ua, "ACK").await;
+    assert_eq!(at_as_ack.body(), answer.as_bytes());
+    assert_eq!(at_as_ack.cseq().unwrap().seq, at_as.cseq().unwrap().seq);
 }
 
 async fn one_reinvite_at_a_time(engine: Engine) {

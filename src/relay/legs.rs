@@ -146,18 +146,24 @@ struct AsDialog<'a> {
     to: &'a [u8],
 }
 
-fn as_dialog(leg: &AsLeg) -> Option<AsDialog<'_>> {
-    let invite = leg.invite.as_ref()?;
-    Some(AsDialog {
-        from: invite.get(HeaderName::From)?.value,
-        to: invite.get(HeaderName::To)?.value,
+fn as_dialog(leg: &AsLeg) -> Result<AsDialog<'_>, BuildError> {
+    let invite = leg.invite.as_ref().ok_or(BuildError::NoRequest)?;
+    let value = |name| {
+        invite
+            .get(name)
+            .map(|h| h.value)
+            .ok_or(BuildError::InvalidHeaderValue)
+    };
+    Ok(AsDialog {
+        from: value(HeaderName::From)?,
+        to: value(HeaderName::To)?,
     })
 }
 
 /// CANCEL of the AS INVITE (§9.1): same Request-URI, top Via branch, From,
 /// To (no tag) and Call-ID as the INVITE.
 pub fn as_cancel(leg: &AsLeg) -> Result<Message, BuildError> {
-    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
+    let d = as_dialog(leg)?;
     let via = leg
         .invite
         .as_ref()
@@ -243,7 +249,7 @@ fn in_dialog(local: &Local, d: DialogView<'_>, r: &InDialog<'_>) -> Result<Messa
 
 /// A request on an AS leg (ACK, BYE, re-INVITE, UPDATE, INFO …).
 pub fn as_request(local: &Local, leg: &AsLeg, r: &InDialog<'_>) -> Result<Message, BuildError> {
-    let d = as_dialog(leg).ok_or(BuildError::InvalidHeaderValue)?;
+    let d = as_dialog(leg)?;
     let view = DialogView {
         target: leg.remote_target.as_deref().unwrap_or(&leg.request_uri),
         routes: &leg.route_set,

@@ -74,7 +74,8 @@ pub struct ClientLeg {
     /// CSeq of the requests we send to the client.
     pub local_cseq: u32,
     /// The 2xx we relayed (status and bytes), re-sent as it was while the
-    /// client has not ACKed.
+    /// client has not ACKed (not after the session ended: the AS's own
+    /// retransmissions then find nothing to re-send).
     pub final_response: Option<(u16, bytes::Bytes)>,
 }
 
@@ -339,18 +340,23 @@ impl Session {
     /// ACK again (RFC 3261 §13.2.2.4): some 32 s at thousands of calls a
     /// second, where each kilobyte kept is hundreds of megabytes.
     pub fn linger(&mut self) {
+        // A relayed re-INVITE whose 2xx is not yet ACKed: that ACK is still
+        // relayed to the other side, built from its dialog (§14,
+        // §13.2.2.4), which keeps what it is built from. Rare enough to
+        // keep both sides'.
+        let acking = self.reinvite.as_ref().is_some_and(|r| r.pending());
         // A fan-out's final response may yet go out through any of its
         // sessions, ended ones included (RFC 3261 §16.7): they keep the
         // INVITE it is built from.
-        if !self.fanout {
+        if !self.fanout && !acking {
             self.client_leg.invite = None;
+            self.client_leg.route_set = Vec::new();
         }
         self.client_leg.final_response = None;
-        self.client_leg.route_set = Vec::new();
         for leg in &mut self.as_legs {
             // A leg given up before its 2xx may still be answered: the ACK
             // and BYE for that answer are built from its INVITE (§15).
-            if leg.ack.is_some() {
+            if leg.ack.is_some() && !acking {
                 leg.invite = None;
                 leg.route_set = Vec::new();
             }

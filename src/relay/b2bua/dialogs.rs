@@ -33,7 +33,7 @@ impl Core {
         // Only re-sent while the ACK is awaited (a retransmitted 2xx of
         // the AS on a leg still answered): a held session need not keep it.
         session.client_leg.final_response = None;
-        // Its INVITE is held for the session's life and read again only by
+        // Its INVITE is held while the session lasts and read again only by
         // mid-call requests: the views validate kept (about 700 bytes a
         // session) go once the transaction's copy expires too.
         if let Some(invite) = &mut session.client_leg.invite {

@@ -262,6 +262,7 @@ mod tests {
         assert_eq!(map.capacity(), cap);
     }
 }
+
 #[cfg(test)]
 mod footprint {
     /// A call leaves up to three server transactions behind for 64*T1
