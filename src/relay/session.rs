@@ -340,10 +340,10 @@ impl Session {
     /// ACK again (RFC 3261 §13.2.2.4): some 32 s at thousands of calls a
     /// second, where each kilobyte kept is hundreds of megabytes.
     pub fn linger(&mut self) {
-        // A relayed re-INVITE whose 2xx is not yet ACKed: that ACK is still
-        // relayed to the other side, built from its dialog (§14,
-        // §13.2.2.4), which keeps what it is built from. Rare enough to
-        // keep both sides'.
+        // A relayed re-INVITE whose 2xx is not yet ACKed: that ACK, when it
+        // comes, still goes on to the other side (§14, §13.2.2.4), built
+        // from that side's dialog. Rare enough to keep both sides'
+        // INVITEs and route sets.
         let acking = self.reinvite.as_ref().is_some_and(|r| r.pending());
         // A fan-out's final response may yet go out through any of its
         // sessions, ended ones included (RFC 3261 §16.7): they keep the

@@ -104,9 +104,9 @@ impl Core {
     }
 
     /// A 2xx from an AS: relayed once; a retransmission re-sends our 2xx
-    /// as it was while the session lasts (or our ACK); a late answer on a leg we gave up is ACKed
-    /// and hung up (RFC 3261 §15: a dialog nobody wants is confirmed, then
-    /// ended).
+    /// as it was while the session lasts (or our ACK); a late answer on a
+    /// leg we gave up is ACKed and hung up (RFC 3261 §15: a dialog nobody
+    /// wants is confirmed, then ended).
     pub(in crate::relay) fn on_as_answer(
         &mut self,
         id: &str,
