@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::relay::{
-    app_server, establish, header, method_of, next_request, session_in, world, PASSWORD,
+    app_server, establish, header, method_of, next_request, ok_with, session_in, world, PASSWORD,
 };
-use common::sip_ua::{sdp_offer, Incoming, SipUa};
+use common::sip_ua::{sdp_offer, SipUa};
 use common::{Engine, DOMAIN};
 
 both_engines!(
@@ -19,19 +19,6 @@ both_engines!(
     the_ack_of_a_reinvite_is_relayed_after_the_session_ended,
     one_reinvite_at_a_time,
 );
-
-/// The AS answers `req` with 200 and `sdp` (again: a retransmission).
-async fn ok_with(as_ua: &mut SipUa, req: &Incoming, sdp: &str) {
-    as_ua
-        .respond(
-            req,
-            200,
-            "OK",
-            &[],
-            Some(("application/sdp", sdp.as_bytes())),
-        )
-        .await;
-}
 
 async fn a_delayed_offer_gets_its_answer_from_the_ack(engine: Engine) {
     let mut as_ua = app_server().await;

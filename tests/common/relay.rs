@@ -121,8 +121,14 @@ pub async fn next_request(ua: &mut SipUa, method: &str) -> Incoming {
 /// The app server `as_ua` answers `invite` with 200 and an SDP answer.
 pub async fn answer_200(as_ua: &mut SipUa, invite: &Incoming) {
     let answer = sdp_offer(as_ua.local_addr(), 7000);
-    let body = Some(("application/sdp", answer.as_bytes()));
-    as_ua.respond(invite, 200, "OK", &[], body).await;
+    ok_with(as_ua, invite, &answer).await;
+}
+
+/// The app server `as_ua` answers `req` with 200 and `sdp` (again: a
+/// retransmission).
+pub async fn ok_with(as_ua: &mut SipUa, req: &Incoming, sdp: &str) {
+    let body = Some(("application/sdp", sdp.as_bytes()));
+    as_ua.respond(req, 200, "OK", &[], body).await;
 }
 
 /// The client of `call` sends `method` in its dialog with `offer` as SDP

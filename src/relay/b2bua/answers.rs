@@ -144,14 +144,18 @@ impl Core {
         let client_flow = self.sessions_flow(id);
         let client_local = self.local_for(&client_flow);
         // Session timers (RFC 4028), each leg on its own.
-        let (inbound_timer, outbound_timer) = match self.sessions.get_mut(id) {
-            Some(s) => {
-                let invite = s.client_leg.invite.clone();
-                let inbound = invite.and_then(|i| self.inbound_timer(&i));
-                (inbound, self.outbound_timer(msg))
-            }
+        // The floor is read first: the session stays borrowed, and its
+        // INVITE is read where it is, not copied.
+        let min_se = self.d.config.min_session_expires;
+        let inbound_timer = match self.sessions.get_mut(id) {
+            Some(s) => s
+                .client_leg
+                .invite
+                .as_ref()
+                .and_then(|i| super::session_timer::inbound_timer_of(i, min_se)),
             None => return,
         };
+        let outbound_timer = self.outbound_timer(msg);
         let timer_headers = inbound_timer
             .map(|t| super::session_timer::timer_headers_for(&t, false))
             .unwrap_or_default();

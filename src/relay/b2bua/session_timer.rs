@@ -243,16 +243,7 @@ impl Core {
     /// timers; at the interval it asked for (kept within bounds) or ours;
     /// the peer refreshes unless it asked us to (RFC 4028 §9).
     pub(in crate::relay) fn inbound_timer(&self, invite: &Message) -> Option<LegTimer> {
-        if !supports_timer(invite) {
-            return None;
-        }
-        let min_se = self.d.config.min_session_expires;
-        let (interval, refresher) =
-            session_expires(invite).unwrap_or((SESSION_EXPIRES.max(min_se), None));
-        Some(LegTimer::new(
-            clamp_interval(interval, min_se),
-            refresher.as_deref() == Some("uas"),
-        ))
+        inbound_timer_of(invite, self.d.config.min_session_expires)
     }
 
     /// The outbound leg's timer from the 2xx of its INVITE (RFC 4028 §7.2),
@@ -264,6 +255,20 @@ impl Core {
             refresher.as_deref() == Some("uac"),
         ))
     }
+}
+
+/// [`Core::inbound_timer`] with the floor `min_se` given, for a caller
+/// that holds a session borrowed from the core.
+pub(in crate::relay) fn inbound_timer_of(invite: &Message, min_se: u32) -> Option<LegTimer> {
+    if !supports_timer(invite) {
+        return None;
+    }
+    let (interval, refresher) =
+        session_expires(invite).unwrap_or((SESSION_EXPIRES.max(min_se), None));
+    Some(LegTimer::new(
+        clamp_interval(interval, min_se),
+        refresher.as_deref() == Some("uas"),
+    ))
 }
 
 /// Session-Expires and Require/Supported for a leg's timer.
